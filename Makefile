@@ -1,0 +1,44 @@
+# gdc-sandbox: `make sandbox-up` sets everything up and starts the sandbox; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(FIND_LINKS) -r requirements/lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api==2.18.1
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) scripts/verify_env.py
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the pinned dependencies (no-op when up to date)
+
+sandbox-up: venv  ## set up (if needed) and start the sandbox; prints the endpoints
+	$(VENV)/bin/gdc-sandbox up
+
+sandbox-down:  ## stop every process the sandbox started (bucket data and resources are kept)
+	@if [ -x $(VENV)/bin/gdc-sandbox ]; then $(VENV)/bin/gdc-sandbox down; else echo "nothing to stop"; fi
+
+status:  ## show each component's state, port, PID and log
+	$(VENV)/bin/gdc-sandbox status
+
+test: venv  ## run the whole test suite (unit, integration, scenarios)
+	$(PY) -m pytest tests scenarios $(PYTEST_ARGS)
+
+bench: venv  ## run the benchmarks in bench/
+	$(PY) bench/e2e.py
+
+lint: venv  ## ruff and mypy
+	$(VENV)/bin/ruff check sandbox tests scenarios bench
+	$(VENV)/bin/mypy
+
+.PHONY: help venv sandbox-up sandbox-down status test bench lint

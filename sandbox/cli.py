@@ -1,0 +1,286 @@
+"""``gdc-sandbox``: a thin front door. Parse, call :class:`sandbox.engine.Sandbox`, print, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandbox.engine import Sandbox
+from sandbox.errors import SandboxError, UsageError
+from sandbox.jsonpath import render_jsonpath
+from sandbox.settings import SERVING_IDENTITY, Settings
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
+    state, started = sb.up()
+    _out(("sandbox started" if started else "sandbox already running") + f" (home {sb.settings.home})")
+    _out(f"  S3 endpoint:    {state.s3_url}   bucket s3://{sb.settings.bucket}  (credentials: {sb.stack.credentials_path})")
+    _out(f"  control plane:  {state.gateway_url}")
+    _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
+    _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
+    return 0
+
+
+def cmd_down(sb: Sandbox, args: argparse.Namespace) -> int:
+    stopped = sb.down()
+    _out("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    return 0
+
+
+def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
+    components = sb.stack.status()
+    if not components:
+        _out(f"sandbox is not running (home {sb.settings.home})")
+        return 3
+    rows = [("COMPONENT", "STATE", "URL", "PID", "LOG")]
+    rows += [(c.name, c.state, c.url, str(c.pid), c.log) for c in components]
+    rows += [(f"pod/{p['deployedModel']}", "running" if p["alive"] else "crashed", p["url"], str(p["pid"]), p["log"])
+             for p in sb.stack.pods()]
+    _table(rows)
+    return 0 if all(c.state == "running" for c in components) else 1
+
+
+def cmd_upload(sb: Sandbox, args: argparse.Namespace) -> int:
+    result = sb.upload(Path(args.source), args.uri, overwrite=args.overwrite, progress=not args.quiet)
+    _out(f"uploaded {len(result.keys)} file(s), {result.total_bytes} bytes to {result.uri} (checksums verified)")
+    return 0
+
+
+def cmd_ls(sb: Sandbox, args: argparse.Namespace) -> int:
+    objects = sb.list_objects(args.uri)
+    for obj in objects:
+        _out(f"{obj['size']:>12}  {obj['key']}")
+    if not objects:
+        _err(f"nothing under {args.uri}")
+    return 0
+
+
+def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
+    endpoint = args.endpoint or _default_endpoint(args.uri)
+    deployment = sb.deploy(args.uri, args.image, endpoint, namespace=args.project, force=args.force,
+                           replicas=args.replicas, wait=not args.no_wait, timeout=args.timeout,
+                           on_progress=lambda m: _err(f"  ... {m}"))
+    for warning in deployment.warnings:
+        _err(f"warning: {warning}")
+    if args.no_wait:
+        _out(f"DeployedModel {deployment.deployed_model} applied; watch it with "
+             f"`gdc-sandbox get deployedmodel {deployment.deployed_model} -o jsonpath={{.status.primaryCondition}}`")
+        return 0
+    _out(f"deployed {args.uri} as DeployedModel {deployment.deployed_model} (deployedModelId {deployment.deployed_model_id})")
+    _out(f"endpoint {deployment.endpoint} is ready")
+    _out(f"predict URL: {deployment.predict_url}")
+    return 0
+
+
+def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
+    if args.file:
+        body = Path(args.file).read_bytes()
+    elif args.instances is not None:
+        try:
+            instances = json.loads(args.instances)
+        except ValueError as exc:
+            raise UsageError(f"--instances is not valid JSON: {exc}", hint="e.g. --instances '[[1.0, 2.0]]'") from None
+        body = json.dumps({"instances": instances}).encode()
+    else:
+        raise UsageError("give --instances JSON or --file request.json")
+    status, answer = sb.predict(args.endpoint, body=body, namespace=args.project, raw=args.raw)
+    _out(json.dumps(answer))
+    return 0 if status < 400 else 1
+
+
+def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
+    report = sb.check(args.target, args.image)
+    _out(json.dumps(report.to_dict()) if args.format == "json" else report.render_text())
+    return 0 if report.ok else 1
+
+
+def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
+    documents = _load_manifests(Path(args.filename))
+    for item in sb.apply(documents, args.namespace):
+        verb = "configured" if item["changed"] else "unchanged"
+        _out(f"{item['kind'].lower()}/{item['name']} {verb}")
+    if args.wait:
+        for doc in documents:
+            if doc.get("kind") == "DeployedModel":
+                ns = doc["metadata"].get("namespace") or args.namespace or sb.settings.project
+                sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
+                _out(f"deployedmodel/{doc['metadata']['name']} ready")
+    return 0
+
+
+def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
+    items = sb.get(args.kind, args.name, args.namespace)
+    output = args.output or ""
+    if output.startswith("jsonpath="):
+        target: Any = items[0] if args.name else {"items": items}
+        _out(render_jsonpath(target, output[len("jsonpath="):]))
+    elif output in ("json", "yaml"):
+        target = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
+        _out(json.dumps(target, indent=2) if output == "json" else yaml.safe_dump(target, sort_keys=False))
+    else:
+        rows = [("NAMESPACE", "KIND", "NAME", "READY", "REASON", "MESSAGE")]
+        for item in items:
+            cond = _ready_condition(item)
+            rows.append((item["metadata"]["namespace"], item["kind"], item["metadata"]["name"],
+                         cond.get("status", "-"), cond.get("reason", "-"), cond.get("message", "")[:80]))
+        _table(rows)
+    return 0
+
+
+def cmd_delete(sb: Sandbox, args: argparse.Namespace) -> int:
+    sb.delete(args.kind, args.name, args.namespace)
+    _out(f"{args.kind.lower()}/{args.name} deleted")
+    return 0
+
+
+def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = [("PROJECT", "IDENTITY", "ROLE", "RESOURCE")]
+        for b in sb.iam("list", project=args.project)["bindings"]:
+            rows.append((b["project"], b["identity"], b["role"], b["resource"]))
+        _table(rows)
+        return 0
+    result = sb.iam(args.action, project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
+    _out(f"{args.action}: {json.dumps(next(iter(result.values())))}")
+    return 0
+
+
+def _ready_condition(item: dict[str, Any]) -> dict[str, Any]:
+    status = item.get("status") or {}
+    if "primaryCondition" in status:
+        return dict(status["primaryCondition"])
+    conditions = status.get("conditions") or []
+    return dict(conditions[0]) if conditions else {}
+
+
+def _default_endpoint(uri: str) -> str:
+    from sandbox.uri import ArtifactURI
+
+    return ArtifactURI.parse(uri).model_id.lower().replace("_", "-").replace(".", "-")[:50] + "-ep"
+
+
+def _load_manifests(path: Path) -> list[Any]:
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
+    if not files or not all(f.exists() for f in files):
+        raise UsageError(f"no manifest at {path}", code="apply.no-such-file")
+    documents: list[Any] = []
+    for file in files:
+        try:
+            documents += [d for d in yaml.safe_load_all(file.read_text()) if d is not None]
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{file} is not valid YAML: {exc}", code="apply.bad-yaml") from None
+    return documents
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gdc-sandbox", description="Local emulation of GDC Online Prediction.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the sandbox (idempotent)").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop every process the sandbox started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="health, port, PID and log of each component").set_defaults(func=cmd_status)
+
+    p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
+    p.add_argument("source")
+    p.add_argument("uri")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model version")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("ls", help="list buckets (s3://) or objects under s3://BUCKET/PREFIX")
+    p.add_argument("uri", nargs="?", default="s3://")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("deploy", help="deploy a model version to an endpoint (writes GDC resources)")
+    p.add_argument("uri")
+    p.add_argument("--image", required=True, help="prebuilt image, e.g. tf2-cpu.2-18 or pytorch-cpu.2-4")
+    p.add_argument("--endpoint", help="endpoint name (default: MODEL_ID-ep)")
+    p.add_argument("--project", help="project (namespace)")
+    p.add_argument("--force", action="store_true", help="skip the preflight gate to see the model server fail")
+    p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("predict", help="POST {'instances': [...]} to an endpoint")
+    p.add_argument("endpoint")
+    p.add_argument("--instances", help="JSON list of instances")
+    p.add_argument("--file", help="a request body file")
+    p.add_argument("--project")
+    p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("check", help="preflight: explain why an artifact will not serve")
+    p.add_argument("target", help="version folder, .mar file, or s3:// URI")
+    p.add_argument("--image", help="target prebuilt image (default: newest for the framework)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
+    p.add_argument("-f", "--filename", required=True)
+    p.add_argument("-n", "--namespace")
+    p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
+    p.add_argument("--timeout", type=float, default=180.0)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("get", help="show resources (kubectl-shaped)")
+    p.add_argument("kind")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-n", "--namespace")
+    p.add_argument("-o", "--output", help="yaml | json | jsonpath=EXPR")
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("delete", help="delete a resource")
+    p.add_argument("kind")
+    p.add_argument("name")
+    p.add_argument("-n", "--namespace")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("iam", help="role bindings: grant | revoke | list")
+    p.add_argument("action", choices=("grant", "revoke", "list"))
+    p.add_argument("--project")
+    p.add_argument("--identity", default=SERVING_IDENTITY)
+    p.add_argument("--role")
+    p.add_argument("--bucket")
+    p.set_defaults(func=cmd_iam)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(Sandbox(Settings()), args))
+    except SandboxError as exc:
+        _err(exc.render())
+        diagnostics = getattr(exc, "diagnostics", None)
+        for diag in diagnostics or []:
+            _err(f"  {diag.get('severity', 'error')}[{diag.get('code')}] {diag.get('message')}")
+            if diag.get("hint"):
+                _err(f"    hint: {diag['hint']}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

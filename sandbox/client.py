@@ -1,0 +1,51 @@
+"""HTTP client for the control plane's admin API and gateway; server errors come back as SandboxError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from sandbox.errors import SandboxError
+
+
+class RemoteError(SandboxError):
+    """An error the control plane answered with, carrying its code, hint and details."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        error = body.get("error") if isinstance(body.get("error"), dict) else {"message": str(body)}
+        super().__init__(
+            str(error.get("message", f"HTTP {status}")),
+            code=str(error.get("reason") or f"http.{status}"),
+            hint=str(error.get("hint", "")),
+            details=str(error.get("details", "")),
+        )
+        self.http_status = status
+        self.exit_code = 2 if error.get("reason", "").startswith(("usage", "uri.", "resource.", "image.")) else 1
+        self.body = body
+        self.diagnostics = error.get("diagnostics")
+
+
+class ControlPlaneClient:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise SandboxError(f"cannot reach the control plane at {self.base_url}: {exc}",
+                               code="sandbox.unreachable", hint="`gdc-sandbox status`; `make sandbox-up`") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"error": {"message": response.text[:2000]}}
+        if response.status_code >= 400:
+            raise RemoteError(response.status_code, data)
+        return data
+
+    def post_raw(self, path: str, body: bytes, content_type: str = "application/json") -> requests.Response:
+        return self.session.post(self.base_url + path, data=body, headers={"Content-Type": content_type},
+                                 timeout=self.timeout)

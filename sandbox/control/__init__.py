@@ -1,0 +1,1 @@
+"""The emulated GDC control plane: resources, identities, the deployer and the prediction gateway."""

@@ -1,0 +1,179 @@
+"""The control plane's HTTP surface: the admin API the CLI uses and the prediction routes users call."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox.control.controller import Controller
+from sandbox.control.gateway import PredictionGateway
+from sandbox.control.http import SegmentConverter, error_response, json_response
+from sandbox.errors import NotFound, UsageError
+from sandbox.process import ProcessRecord
+
+ADMIN = "/sandbox/v1"
+
+
+class ControlPlaneApp:
+    """WSGI app: thin handlers that parse, call :class:`Controller`, and answer JSON."""
+
+    def __init__(self, controller: Controller, on_shutdown: Callable[[], None]) -> None:
+        self.controller = controller
+        self.gateway = PredictionGateway(controller)
+        self._request_shutdown = on_shutdown
+        self.url_map = Map(
+            [
+                Rule(f"{ADMIN}/health", endpoint="health", methods=["GET"]),
+                Rule(f"{ADMIN}/shutdown", endpoint="shutdown", methods=["POST"]),
+                Rule(f"{ADMIN}/apply", endpoint="apply", methods=["POST"]),
+                Rule(f"{ADMIN}/deploy", endpoint="deploy", methods=["POST"]),
+                Rule(f"{ADMIN}/resources/<kind>", endpoint="list", methods=["GET"]),
+                Rule(f"{ADMIN}/resources/<kind>/<ns>/<name>", endpoint="get", methods=["GET"]),
+                Rule(f"{ADMIN}/resources/<kind>/<ns>/<name>", endpoint="delete", methods=["DELETE"]),
+                Rule(f"{ADMIN}/pods", endpoint="pods", methods=["GET"]),
+                Rule(f"{ADMIN}/iam", endpoint="iam_list", methods=["GET"]),
+                Rule(f"{ADMIN}/iam", endpoint="iam_grant", methods=["POST"]),
+                Rule(f"{ADMIN}/iam", endpoint="iam_revoke", methods=["DELETE"]),
+                Rule(f"{ADMIN}/tokens", endpoint="token", methods=["POST"]),
+                Rule("/endpoints/<seg:ns>/<seg:ep>/v1/model:predict", endpoint="predict", methods=["POST"]),
+                Rule("/endpoints/<seg:ns>/<seg:ep>/v1/model:rawPredict", endpoint="raw_predict", methods=["POST"]),
+                Rule("/endpoints/<seg:ns>/<seg:ep>/health", endpoint="health_endpoint", methods=["GET"]),
+                Rule("/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:predict",
+                     endpoint="vertex_predict", methods=["POST"]),
+                Rule("/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:rawPredict",
+                     endpoint="vertex_raw_predict", methods=["POST"]),
+                Rule("/v1/model:predict", endpoint="fqdn_predict", methods=["POST"]),
+            ],
+            converters={"seg": SegmentConverter},
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            endpoint, args = adapter.match()
+            response = getattr(self, f"on_{endpoint}")(request, **args)
+        except Exception as exc:  # the single mapping point: never a traceback to the caller
+            if not _expected(exc):
+                import traceback
+
+                traceback.print_exc()
+            response = error_response(exc)
+        return response(environ, start_response)
+
+    # -- admin ---------------------------------------------------------------------------------
+    def on_health(self, request: Request) -> Response:
+        return json_response({"status": "ok", "pid": os.getpid(), "gateway": self.controller.gateway_url})
+
+    def on_shutdown(self, request: Request) -> Response:
+        threading.Thread(target=self._request_shutdown, daemon=True).start()
+        return json_response({"status": "shutting down"})
+
+    def on_apply(self, request: Request) -> Response:
+        body = _json(request)
+        return json_response({"applied": self.controller.apply(body.get("documents", []), body.get("namespace"))})
+
+    def on_deploy(self, request: Request) -> Response:
+        body = _json(request)
+        for field in ("uri", "image", "endpoint"):
+            if not body.get(field):
+                raise UsageError(f"deploy needs {field!r}", code="deploy.bad-request")
+        return json_response(self.controller.deploy(
+            body["uri"], body["image"], body["endpoint"], body.get("namespace"),
+            bool(body.get("force")), int(body.get("replicas", 1)),
+        ))
+
+    def on_list(self, request: Request, kind: str) -> Response:
+        return json_response({"items": self.controller.get(kind, request.args.get("namespace"))})
+
+    def on_get(self, request: Request, kind: str, ns: str, name: str) -> Response:
+        return json_response(self.controller.get(kind, ns, name)[0])
+
+    def on_delete(self, request: Request, kind: str, ns: str, name: str) -> Response:
+        item = self.controller.delete(kind, ns, name)
+        return json_response({"deleted": {"kind": item["kind"], "name": name, "namespace": ns}})
+
+    def on_pods(self, request: Request) -> Response:
+        pods = []
+        for (_, ns, name), infos in self.controller.pods.all().items():
+            for info in infos:
+                pods.append({"deployedModel": name, "namespace": ns, "name": info.name, "framework": info.framework,
+                             "image": info.image, "url": info.base_url, "pid": info.process.pid,
+                             "alive": ProcessRecord(**info.process.__dict__).is_alive(),
+                             "log": info.process.log_path})
+        return json_response({"pods": pods})
+
+    def on_iam_list(self, request: Request) -> Response:
+        bindings = self.controller.iam.list(request.args.get("project"))
+        return json_response({"bindings": [b.__dict__ for b in bindings]})
+
+    def on_iam_grant(self, request: Request) -> Response:
+        body = _json(request)
+        binding = self.controller.iam.grant(body.get("project") or self.controller.settings.project,
+                                            body.get("identity", ""), body.get("role", ""), body.get("bucket"))
+        for key in self.controller.store.keys("DeployedModel"):
+            self.controller.deployer.enqueue(key)
+        return json_response({"granted": binding.__dict__})
+
+    def on_iam_revoke(self, request: Request) -> Response:
+        body = _json(request)
+        binding = self.controller.iam.revoke(body.get("project") or self.controller.settings.project,
+                                             body.get("identity", ""), body.get("role", ""), body.get("bucket"))
+        return json_response({"revoked": binding.__dict__})
+
+    def on_token(self, request: Request) -> Response:
+        body = _json(request)
+        token = self.controller.iam.issue_token(body.get("project") or self.controller.settings.project,
+                                                body.get("identity", ""))
+        return json_response({"token": token})
+
+    # -- prediction ----------------------------------------------------------------------------
+    def on_predict(self, request: Request, ns: str, ep: str) -> Response:
+        return self.gateway.predict(request, ns, ep)
+
+    def on_raw_predict(self, request: Request, ns: str, ep: str) -> Response:
+        return self.gateway.predict(request, ns, ep, raw=True)
+
+    def on_vertex_predict(self, request: Request, ns: str, loc: str, ep: str) -> Response:
+        return self.gateway.predict(request, ns, ep)
+
+    def on_vertex_raw_predict(self, request: Request, ns: str, loc: str, ep: str) -> Response:
+        return self.gateway.predict(request, ns, ep, raw=True)
+
+    def on_fqdn_predict(self, request: Request) -> Response:
+        host = (request.host or "").split(":")[0]
+        parts = host.split(".")
+        if len(parts) < 3 or not host.endswith(".prediction.sandbox.localhost"):
+            raise NotFound(f"no endpoint is addressed by host {host!r}", code="endpoint.not-found",
+                           hint="use the endpoint's predictURL, or send Host: <endpointFQDN>")
+        return self.gateway.predict(request, parts[1], parts[0])
+
+    def on_health_endpoint(self, request: Request, ns: str, ep: str) -> Response:
+        endpoint = self.controller.get("Endpoint", ns, self.controller.find_endpoint(ns, ep)["metadata"]["name"])[0]
+        ready = endpoint["status"]["conditions"][0]["status"] == "True"
+        return json_response({"endpoint": ep, "ready": ready, "destinations": endpoint["status"]["destinations"]},
+                             200 if ready else 503)
+
+
+def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError as exc:
+        raise UsageError(f"request body is not valid JSON: {exc}", code="api.malformed-json") from None
+    if not isinstance(body, dict):
+        raise UsageError("request body must be a JSON object", code="api.malformed-json")
+    return body
+
+
+def _expected(exc: Exception) -> bool:
+    from werkzeug.exceptions import HTTPException
+
+    from sandbox.errors import SandboxError
+
+    return isinstance(exc, (SandboxError, HTTPException))

@@ -1,0 +1,233 @@
+"""The control plane engine: apply/get/delete resources, the deploy shorthand, endpoint views and routing."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sandbox.control.deployer import Deployer
+from sandbox.control.iam import IAM, default_bindings
+from sandbox.control.pods import Key, PodTable
+from sandbox.control.resources import API_VERSIONS, ATTACH_ANNOTATION, FORCE_ANNOTATION, canonical_kind, endpoint_path_parts, validate
+from sandbox.control.store import ResourceStore
+from sandbox.errors import NotFound, SandboxError, UsageError
+from sandbox.images import resolve
+from sandbox.runtimes.base import PodInfo
+from sandbox.settings import Settings
+from sandbox.store import Store
+from sandbox.uri import ArtifactURI
+
+ENDPOINT_READY = {"type": "EndpointReady", "status": "True", "reason": "ResourceReady", "message": "Endpoint Ready"}
+
+
+class Controller:
+    """One per sandbox; owns the resource store, IAM, the deployer and the pods it starts."""
+
+    def __init__(self, settings: Settings, s3_endpoint: str, gateway_url: str) -> None:
+        self.settings = settings
+        self.gateway_url = gateway_url
+        self.store = ResourceStore(settings.state_dir / "resources")
+        first_start = not (settings.state_dir / "iam.json").exists()
+        self.iam = IAM(settings.state_dir / "iam.json")
+        self.s3 = Store(s3_endpoint, settings.access_key, settings.secret_key)
+        self.s3.ensure_bucket(settings.bucket)
+        if first_start:
+            default_bindings(self.iam, settings.project, settings.bucket)
+        self.pods = PodTable(settings.state_dir / "pods")
+        self.pods.stop_orphans()
+        self.deployer = Deployer(
+            settings, self.store, self.pods, self.iam.can_read_bucket, self.s3, on_ready=self._on_ready
+        )
+        for key in self.store.keys("DeployedModel"):
+            self.deployer.enqueue(key)
+
+    def shutdown(self) -> None:
+        self.deployer.shutdown()
+
+    # -- resources -----------------------------------------------------------------------------
+    def apply(self, documents: list[Any], namespace: str | None = None) -> list[dict[str, Any]]:
+        """Validate every document first; apply none if any is invalid."""
+        ns = namespace or self.settings.project
+        validated = [validate(doc, f"document {i + 1}", ns) for i, doc in enumerate(documents)]
+        if not validated:
+            raise UsageError("no resources to apply", code="resource.empty", hint="the file holds no YAML documents")
+        results = []
+        for resource in validated:
+            stored, changed = self.store.apply(resource)
+            key = _key(stored)
+            if stored["kind"] == "DeployedModel" and (changed or not self._serving_current(stored)):
+                self.deployer.enqueue(key)
+            elif stored["kind"] == "ResourcePool" and changed:
+                for dm in self._deployed_models_using(key):
+                    self.deployer.enqueue(_key(dm))
+            results.append({"kind": stored["kind"], "name": stored["metadata"]["name"],
+                            "namespace": stored["metadata"]["namespace"], "changed": changed})
+        return results
+
+    def _serving_current(self, dm: dict[str, Any]) -> bool:
+        status = dm.get("status") or {}
+        return status.get("servingGeneration") == dm["metadata"]["generation"] and bool(self.pods.get(_key(dm)))
+
+    def get(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        kind = canonical_kind(kind)
+        if name is not None:
+            item = self.store.get((kind, namespace or self.settings.project, name))
+            if item is None:
+                raise NotFound(f'{kind} "{name}" not found in namespace {namespace or self.settings.project}',
+                               code="resource.not-found", hint=f"`gdc-sandbox get {kind}` lists them")
+            return [self.view(item)]
+        return [self.view(item) for item in self.store.list(kind, namespace)]
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        kind = canonical_kind(kind)
+        key = (kind, namespace or self.settings.project, name)
+        item = self.store.delete(key)
+        if item is None:
+            raise NotFound(f'{kind} "{name}" not found', code="resource.not-found")
+        if kind == "DeployedModel":
+            self.deployer.enqueue(key)
+        return item
+
+    def view(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A resource as `get` shows it; Endpoint status is derived from its DeployedModels."""
+        if item["kind"] == "Endpoint":
+            item["status"] = self._endpoint_status(item)
+        return item
+
+    def _deployed_models_using(self, pool_key: Key) -> list[dict[str, Any]]:
+        return [
+            dm for dm in self.store.list("DeployedModel", pool_key[1])
+            if (dm["spec"].get("resourcePoolRef") or {}).get("name") == pool_key[2]
+        ]
+
+    # -- endpoints -----------------------------------------------------------------------------
+    def endpoint_url(self, namespace: str, name: str) -> str:
+        return f"{self.gateway_url}/endpoints/{namespace}/{name}"
+
+    def _endpoint_status(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        ns, name = endpoint["metadata"]["namespace"], endpoint["metadata"]["name"]
+        destinations, waiting = [], []
+        for dest in endpoint["spec"]["destinations"]:
+            ref = dest["serviceRef"]
+            key = ("DeployedModel", ref.get("namespace") or ns, ref["name"])
+            dm = self.store.get(key)
+            serving = bool(self.pods.get(key))
+            destinations.append({
+                "deployedModel": ref["name"], "trafficPercentage": dest["trafficPercentage"],
+                "deployedModelID": (dm or {}).get("status", {}).get("deployedModelID"), "serving": serving,
+            })
+            if not serving and dest["trafficPercentage"] > 0:
+                waiting.append(ref["name"] if dm else f"{ref['name']} (not found)")
+        if waiting:
+            cond = {"type": "EndpointReady", "status": "False", "reason": "DeployedModelNotReady",
+                    "message": "waiting for DeployedModel(s): " + ", ".join(waiting)}
+        else:
+            cond = dict(ENDPOINT_READY)
+        endpoint_id = endpoint["spec"].get("id") or name
+        url = self.endpoint_url(ns, name)
+        return {
+            "conditions": [cond],
+            "endpointFQDN": f"{endpoint_id}.{ns}.prediction.sandbox.localhost",
+            "endpointURL": url,
+            "predictURL": f"{url}/v1/model:predict",
+            "destinations": destinations,
+        }
+
+    def find_endpoint(self, namespace: str, endpoint: str) -> dict[str, Any]:
+        item = self.store.get(("Endpoint", namespace, endpoint))
+        if item is None:
+            item = next((e for e in self.store.list("Endpoint", namespace) if e["spec"].get("id") == endpoint), None)
+        if item is None:
+            raise NotFound(
+                f"endpoint {endpoint!r} not found in project {namespace!r}",
+                code="endpoint.not-found", hint="`gdc-sandbox get endpoints -n PROJECT` lists the endpoints",
+            )
+        return item
+
+    def route(self, namespace: str, endpoint: str) -> tuple[str, PodInfo, str]:
+        """Pick a serving pod by traffic split; returns (deployedModelId, pod, deployed model name)."""
+        item = self.find_endpoint(namespace, endpoint)
+        choices = []
+        for dest in item["spec"]["destinations"]:
+            ref = dest["serviceRef"]
+            key = ("DeployedModel", ref.get("namespace") or namespace, ref["name"])
+            if dest["trafficPercentage"] > 0 and self.pods.get(key):
+                choices.append((dest["trafficPercentage"], key))
+        if not choices:
+            raise SandboxError(
+                f"endpoint {endpoint!r} has no DeployedModel ready to serve",
+                code="endpoint.not-ready", hint="`gdc-sandbox get deployedmodels` shows why", details="",
+            ).with_status(503)
+        _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
+        pod = self.pods.pick(key)
+        dm = self.store.get(key) or {}
+        if pod is None:
+            raise SandboxError(f"DeployedModel {key[2]} lost its pods", code="endpoint.not-ready").with_status(503)
+        return str(dm.get("status", {}).get("deployedModelID", "")), pod, key[2]
+
+    # -- deploy shorthand ----------------------------------------------------------------------
+    def deploy(self, uri: str, image: str, endpoint: str, namespace: str | None = None,
+               force: bool = False, replicas: int = 1, machine_type: str = "n2-standard-2-gdc") -> dict[str, Any]:
+        """Write the ResourcePool/DeployedModel/Endpoint trio that `gdc-sandbox deploy` stands for."""
+        ns = namespace or self.settings.project
+        artifact = ArtifactURI.parse(uri)
+        img = resolve(image)
+        dm_name = _dns(f"{endpoint}-{artifact.model_id}-{artifact.version_id}")
+        pool_name = _dns(f"{endpoint}-pool")
+        api = API_VERSIONS[0]
+        annotations = {ATTACH_ANNOTATION: endpoint}
+        if force:
+            annotations[FORCE_ANNOTATION] = "true"
+        documents = [
+            {"apiVersion": api, "kind": "ResourcePool", "metadata": {"name": pool_name, "namespace": ns},
+             "spec": {"resourcePoolID": pool_name, "dedicatedResources": {
+                 "machineSpec": {"machineType": machine_type},
+                 "autoscaling": {"minReplica": replicas, "maxReplica": max(replicas, 1)}}}},
+            {"apiVersion": api, "kind": "DeployedModel",
+             "metadata": {"name": dm_name, "namespace": ns, "annotations": annotations},
+             "spec": {"endpointPath": f"projects/{ns}/locations/{self.settings.location}/endpoints/{endpoint}",
+                      "modelSpec": {"artifactLocation": str(artifact), "id": artifact.model_id,
+                                    "modelVersionID": artifact.version_id,
+                                    "modelContainerSpec": {"imageURI": img.name}},
+                      "resourcePoolRef": {"kind": "ResourcePool", "name": pool_name, "namespace": ns}}},
+        ]
+        self.apply(documents, ns)
+        return {"deployedModel": dm_name, "namespace": ns, "endpoint": endpoint, "resourcePool": pool_name,
+                "imageWarnings": img.warnings()}
+
+    def _on_ready(self, key: Key, dm: dict[str, Any]) -> None:
+        """A shorthand deployment is ready: move its endpoint's traffic to it and retire what it replaces."""
+        endpoint = dm["metadata"].get("annotations", {}).get(ATTACH_ANNOTATION)
+        if not endpoint:
+            return
+        ns, name = key[1], key[2]
+        current = self.store.get(("Endpoint", ns, endpoint))
+        replaced = [d["serviceRef"]["name"] for d in (current or {}).get("spec", {}).get("destinations", [])]
+        if replaced == [name]:
+            return
+        self.attach(endpoint, name, ns)
+        for old in replaced:
+            old_dm = self.store.get(("DeployedModel", ns, old))
+            if old != name and old_dm and old_dm["metadata"].get("annotations", {}).get(ATTACH_ANNOTATION) == endpoint:
+                self.delete("DeployedModel", ns, old)
+
+    def attach(self, endpoint: str, dm_name: str, namespace: str | None = None) -> None:
+        """Point an endpoint's traffic (100%) at a DeployedModel, creating the endpoint if needed."""
+        ns = namespace or self.settings.project
+        doc = {"apiVersion": API_VERSIONS[0], "kind": "Endpoint", "metadata": {"name": endpoint, "namespace": ns},
+               "spec": {"id": endpoint, "createDns": True, "destinations": [
+                   {"serviceRef": {"kind": "DeployedModel", "name": dm_name, "namespace": ns},
+                    "trafficPercentage": 100}]}}
+        self.apply([doc], ns)
+
+
+def _key(item: dict[str, Any]) -> Key:
+    return item["kind"], item["metadata"]["namespace"], item["metadata"]["name"]
+
+
+def _dns(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return cleaned[:63].rstrip("-") or "model"
+
+
+__all__ = ["Controller", "endpoint_path_parts"]

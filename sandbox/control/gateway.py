@@ -1,0 +1,136 @@
+"""The prediction gateway: Vertex/GDC request and response shapes in front of the model-server pods."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+from sandbox.control.controller import Controller
+from sandbox.control.http import error_body, json_response
+from sandbox.errors import SandboxError, UsageError
+from sandbox.process import tail
+from sandbox.runtimes.base import PodInfo
+
+
+class PredictionGateway:
+    """Validates the envelope, enforces the size limit, routes by traffic split, shapes the answer."""
+
+    def __init__(self, controller: Controller, auth: Any = None) -> None:
+        self.controller = controller
+        self.limit = controller.settings.max_request_bytes
+        self.auth = auth
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def predict(self, request: Request, namespace: str, endpoint: str, raw: bool = False) -> Response:
+        if self.auth is not None:
+            self.auth(request, namespace)
+        if (request.content_length or 0) > self.limit:
+            raise UsageError(f"Request payload size exceeds the limit: {self.limit} bytes.",
+                             code="predict.payload-too-large",
+                             hint="send fewer instances per request, or export a signature that takes compact "
+                                  "inputs (e.g. b64-encoded image bytes instead of float arrays)")
+        data = request.get_data(cache=False)
+        if len(data) > self.limit:
+            raise UsageError(f"Request payload size exceeds the limit: {self.limit} bytes.",
+                             code="predict.payload-too-large", hint="send fewer instances per request")
+        dm_id, pod, _ = self.controller.route(namespace, endpoint)
+        if raw:
+            return self._forward_raw(pod, data, request.content_type or "application/json", dm_id)
+        payload = self._envelope(data)
+        return self._forward(pod, payload, dm_id)
+
+    @staticmethod
+    def _envelope(data: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"request body is not valid JSON: {exc}", code="predict.malformed-json",
+                             hint='send {"instances": [...]} with Content-Type: application/json') from None
+        if not isinstance(body, dict) or "instances" not in body:
+            raise UsageError('request body must be a JSON object with an "instances" list',
+                             code="predict.missing-instances",
+                             hint='wrap the examples: {"instances": [[1.0, 2.0]]}; the outer list is the batch')
+        if not isinstance(body["instances"], list) or not body["instances"]:
+            raise UsageError('"instances" must be a non-empty list (the outer list is the batch)',
+                             code="predict.bad-instances", hint='e.g. {"instances": [[1.0, 2.0, 3.0, 4.0]]}')
+        if "parameters" in body and not isinstance(body["parameters"], dict):
+            raise UsageError('"parameters" must be a JSON object', code="predict.bad-parameters",
+                             hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out')
+        return {"instances": body["instances"]}
+
+    def _post(self, pod: PodInfo, data: bytes, content_type: str) -> requests.Response:
+        try:
+            return self.session.post(pod.base_url + pod.predict_path, data=data,
+                                     headers={"Content-Type": content_type},
+                                     timeout=self.controller.settings.deploy_timeout)
+        except requests.RequestException as exc:
+            raise SandboxError(f"the model server of this endpoint did not answer: {exc}",
+                               code="predict.model-server-unreachable",
+                               hint="`gdc-sandbox status` shows whether the pod is still running").with_status(503) from None
+
+    def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str) -> Response:
+        response = self._post(pod, json.dumps(payload).encode(), "application/json")
+        if len(response.content) > self.limit:
+            return json_response(error_body(
+                400, f"Response size too large. Received at least {len(response.content)} bytes; "
+                f"the limit is {self.limit} bytes.", "predict.response-too-large",
+                "request fewer instances, or trim the signature's outputs", deployedModelId=dm_id), 400)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text.strip() or f"HTTP {response.status_code}"}
+        if response.status_code == 200 and isinstance(body, dict) and "predictions" in body:
+            body["deployedModelId"] = dm_id
+            return json_response(body)
+        message = _server_message(body)
+        status = response.status_code if response.status_code >= 400 else 500
+        cause = _last_error_line(pod.process.log_path) if status >= 500 else ""
+        hint = "this is the model server's own error for your request"
+        if cause:
+            hint += f"; its log says: {cause}"
+        return json_response(error_body(status, message, "predict.model-server-error", hint,
+                                        deployedModelId=dm_id, modelServerStatus=response.status_code,
+                                        modelServerLog=pod.process.log_path), status)
+
+    def _forward_raw(self, pod: PodInfo, data: bytes, content_type: str, dm_id: str) -> Response:
+        response = self._post(pod, data, content_type)
+        return Response(response.content, status=response.status_code,
+                        content_type=response.headers.get("Content-Type", "application/json"),
+                        headers={"X-Vertex-AI-Deployed-Model-Id": dm_id})
+
+
+_ERROR_LINE = re.compile(r"\b([A-Z]\w*(?:Error|Exception)\b.*)")
+
+
+def _last_error_line(log_path: str) -> str:
+    """The last exception line of a model server log (TorchServe hides it behind "Prediction failed")."""
+    for line in reversed(tail(Path(log_path), 80).splitlines()):
+        match = _ERROR_LINE.search(line.split(" - ", 1)[-1])
+        if match and "ACCESS_LOG" not in line:
+            return match.group(1).strip()[:500]
+    return ""
+
+
+def _server_message(body: Any) -> str:
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), str):
+            return body["error"]  # TF Serving
+        if "message" in body:
+            return f"{body.get('type', 'Error')}: {body['message']}"  # TorchServe
+    return json.dumps(body)[:2000]
+
+
+__all__ = ["PredictionGateway", "SandboxError"]

@@ -1,0 +1,78 @@
+"""Which model-server pods serve which DeployedModel, recorded on disk so a restarted control plane can clean up."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from pathlib import Path
+
+from sandbox.runtimes.base import PodInfo, stop_pod
+
+Key = tuple[str, str, str]
+
+
+class PodTable:
+    """Active pods per DeployedModel key; thread-safe; one JSON file per DeployedModel."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._active: dict[Key, list[PodInfo]] = {}
+        self._generation: dict[Key, int] = {}
+        self._counter = itertools.count()
+
+    def _path(self, key: Key) -> Path:
+        return self.root / f"{key[1]}__{key[2]}.json"
+
+    def set(self, key: Key, pods: list[PodInfo], generation: int) -> list[PodInfo]:
+        """Make ``pods`` the active set; returns the previous set (the caller stops them)."""
+        with self._lock:
+            previous = self._active.get(key, [])
+            self._active[key] = pods
+            self._generation[key] = generation
+            self._path(key).write_text(json.dumps({"generation": generation, "pods": [p.to_dict() for p in pods]}))
+            return previous
+
+    def pop(self, key: Key) -> list[PodInfo]:
+        with self._lock:
+            self._generation.pop(key, None)
+            self._path(key).unlink(missing_ok=True)
+            return self._active.pop(key, [])
+
+    def get(self, key: Key) -> list[PodInfo]:
+        with self._lock:
+            return list(self._active.get(key, []))
+
+    def generation(self, key: Key) -> int | None:
+        with self._lock:
+            return self._generation.get(key)
+
+    def pick(self, key: Key) -> PodInfo | None:
+        """Round-robin over the live replicas of one DeployedModel."""
+        with self._lock:
+            pods = self._active.get(key, [])
+            if not pods:
+                return None
+            return pods[next(self._counter) % len(pods)]
+
+    def all(self) -> dict[Key, list[PodInfo]]:
+        with self._lock:
+            return {k: list(v) for k, v in self._active.items()}
+
+    def stop_orphans(self) -> int:
+        """Stop pods recorded by a previous control plane that died without cleaning up."""
+        stopped = 0
+        for path in self.root.glob("*.json"):
+            try:
+                data = json.loads(path.read_text())
+                pods = [PodInfo.from_dict(p) for p in data.get("pods", [])]
+            except (OSError, ValueError, TypeError, KeyError):
+                pods = []
+            for pod in pods:
+                if pod.process.is_alive():
+                    stop_pod(pod)
+                    stopped += 1
+            path.unlink(missing_ok=True)
+        return stopped

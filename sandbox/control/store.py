@@ -1,0 +1,109 @@
+"""Resource storage for the control plane: in memory, written through to JSON files so it survives restarts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class ResourceStore:
+    """Thread-safe; every change is persisted (atomic rename) before it is visible to readers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._items: dict[Key, dict[str, Any]] = {}
+        self._load()
+
+    def _path(self, key: Key) -> Path:
+        kind, namespace, name = key
+        return self.root / kind / namespace / f"{name}.json"
+
+    def _load(self) -> None:
+        for path in self.root.glob("*/*/*.json"):
+            try:
+                item = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            meta = item.get("metadata", {})
+            self._items[(item["kind"], meta["namespace"], meta["name"])] = item
+
+    def _persist(self, key: Key, item: dict[str, Any] | None) -> None:
+        path = self._path(key)
+        if item is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(item, indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(key)
+            return copy.deepcopy(item) if item is not None else None
+
+    def list(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                copy.deepcopy(item)
+                for (k, ns, _), item in sorted(self._items.items())
+                if (kind is None or k == kind) and (namespace is None or ns == namespace)
+            ]
+
+    def keys(self, kind: str | None = None) -> Iterator[Key]:
+        with self._lock:
+            return iter([key for key in self._items if kind is None or key[0] == kind])
+
+    def apply(self, resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or update from a validated manifest; returns (stored, changed). Status is kept."""
+        meta = resource["metadata"]
+        key: Key = (resource["kind"], meta["namespace"], meta["name"])
+        with self._lock:
+            current = self._items.get(key)
+            if current is None:
+                stored = copy.deepcopy(resource)
+                stored["metadata"].update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
+                stored["status"] = {}
+                changed = True
+            else:
+                stored = copy.deepcopy(current)
+                changed = stored["spec"] != resource["spec"] or stored["metadata"].get("annotations") != meta.get(
+                    "annotations"
+                )
+                stored["spec"] = copy.deepcopy(resource["spec"])
+                stored["metadata"]["labels"] = meta.get("labels", {})
+                stored["metadata"]["annotations"] = meta.get("annotations", {})
+                if changed:
+                    stored["metadata"]["generation"] = int(stored["metadata"].get("generation", 1)) + 1
+            self._items[key] = stored
+            self._persist(key, stored)
+            return copy.deepcopy(stored), changed
+
+    def set_status(self, key: Key, status: dict[str, Any]) -> None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return
+            item["status"] = copy.deepcopy(status)
+            self._persist(key, item)
+
+    def delete(self, key: Key) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.pop(key, None)
+            if item is not None:
+                self._persist(key, None)
+            return item

@@ -1,0 +1,209 @@
+"""``Sandbox``: the one engine behind the CLI and the pytest plugin.
+
+>>> sb = Sandbox(Settings())                                              # doctest: +SKIP
+>>> sb.up(); sb.upload(Path("export"), "s3://models/m/1")                 # doctest: +SKIP
+>>> sb.deploy("s3://models/m/1", image="tf2-cpu.2-18", endpoint="ep")     # doctest: +SKIP
+>>> sb.predict("ep", [[1.0, 2.0, 3.0, 4.0]])                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.client import ControlPlaneClient, RemoteError
+from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
+from sandbox.images import resolve
+from sandbox.settings import Settings
+from sandbox.stack import Stack, StackState
+from sandbox.store import Store, UploadResult
+from sandbox.uri import ArtifactURI
+
+ADMIN = "/sandbox/v1"
+
+
+@dataclass
+class Deployment:
+    deployed_model: str
+    namespace: str
+    endpoint: str
+    deployed_model_id: str
+    predict_url: str
+    endpoint_url: str
+    warnings: list[str]
+
+
+class Sandbox:
+    """Everything a user does with the sandbox, in plain Python calls."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.stack = Stack(self.settings)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def up(self) -> tuple[StackState, bool]:
+        return self.stack.up()
+
+    def down(self) -> list[str]:
+        return self.stack.down()
+
+    def running(self) -> StackState:
+        state = self.stack.running()
+        if state is None:
+            raise SandboxNotRunning(str(self.settings.home))
+        return state
+
+    def client(self) -> ControlPlaneClient:
+        return ControlPlaneClient(self.running().gateway_url)
+
+    def store(self) -> Store:
+        return Store(self.running().s3_url, self.settings.access_key, self.settings.secret_key)
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def upload(self, source: Path, uri: str, *, overwrite: bool = False, progress: bool = True) -> UploadResult:
+        target = ArtifactURI.parse(uri)
+        return self.store().upload(source, target, overwrite=overwrite, progress=progress)
+
+    def list_objects(self, uri: str) -> list[dict[str, Any]]:
+        """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
+        return self.store().list_prefix(uri)
+
+    def check(self, target: str, image: str | None = None) -> Any:
+        """Run the preflight checker on a local path or an ``s3://`` version folder."""
+        from sandbox.artifacts import check_artifact
+
+        img = resolve(image) if image else None
+        if target.startswith("s3://"):
+            uri = ArtifactURI.parse(target)
+            with tempfile.TemporaryDirectory(prefix="gdc-check-") as tmp:
+                self.store().download(uri, Path(tmp))
+                return check_artifact(Path(tmp), img)
+        return check_artifact(Path(target), img)
+
+    # -- deploy ----------------------------------------------------------------------------------
+    def deploy(
+        self,
+        uri: str,
+        image: str,
+        endpoint: str,
+        *,
+        namespace: str | None = None,
+        force: bool = False,
+        replicas: int = 1,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Deployment:
+        ArtifactURI.parse(uri)
+        resolve(image)
+        answer = self.client().call("POST", f"{ADMIN}/deploy", {
+            "uri": uri, "image": image, "endpoint": endpoint, "namespace": namespace,
+            "force": force, "replicas": replicas,
+        })
+        ns, dm_name = answer["namespace"], answer["deployedModel"]
+        if wait:
+            try:
+                self.wait_ready("DeployedModel", dm_name, ns, timeout or self.settings.deploy_timeout + 30, on_progress)
+                self._wait_endpoint_serves(endpoint, ns, dm_name, timeout=30)
+            except SandboxError as exc:
+                exc.deployed_model = dm_name  # type: ignore[attr-defined]
+                raise
+        dm = self.get("DeployedModel", dm_name, ns)[0]
+        ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
+        return Deployment(
+            deployed_model=dm_name, namespace=ns, endpoint=endpoint,
+            deployed_model_id=dm.get("status", {}).get("deployedModelID", ""),
+            predict_url=ep["status"].get("predictURL", ""), endpoint_url=ep["status"].get("endpointURL", ""),
+            warnings=answer.get("imageWarnings", []),
+        )
+
+    def wait_ready(self, kind: str, name: str, namespace: str, timeout: float,
+                   on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Poll a DeployedModel until its current generation is Ready; raise DeployFailed with its reason."""
+        deadline = time.monotonic() + timeout
+        last_message = ""
+        while True:
+            item = self.get(kind, name, namespace)[0]
+            status = item.get("status") or {}
+            cond = status.get("primaryCondition") or {}
+            current = status.get("observedGeneration") == item["metadata"].get("generation")
+            if current and cond.get("reason") == "Ready" and status.get("servingGeneration") == status.get("observedGeneration"):
+                return item
+            if current and cond.get("status") == "False" and cond.get("reason") not in ("Deploying", None):
+                failure = status.get("failure") or {}
+                error = DeployFailed(
+                    f"DeployedModel {name} failed: {cond.get('reason')}: {cond.get('message')}",
+                    code=failure.get("code") or f"deploy.{cond.get('reason')}",
+                    hint=failure.get("hint", ""), details=failure.get("details", ""),
+                )
+                error.diagnostics = status.get("diagnostics")  # type: ignore[attr-defined]
+                raise error
+            if on_progress and cond.get("message") and cond.get("message") != last_message:
+                last_message = cond["message"]
+                on_progress(last_message)
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"DeployedModel {name} was not ready after {timeout:.0f}s "
+                                   f"(last condition: {cond.get('reason')}: {cond.get('message')})",
+                                   code="deploy.timeout", hint="`gdc-sandbox status` and the pod log show progress")
+            time.sleep(0.2)
+
+    def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ep = self.get("Endpoint", endpoint, namespace)[0]
+                dests = ep["status"].get("destinations", [])
+                if any(d["deployedModel"] == dm_name and d["serving"] for d in dests):
+                    return
+            except RemoteError:
+                pass
+            time.sleep(0.1)
+        raise DeployFailed(f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s",
+                           code="deploy.endpoint-timeout")
+
+    # -- resources -------------------------------------------------------------------------------
+    def apply(self, documents: list[Any], namespace: str | None = None) -> list[dict[str, Any]]:
+        return list(self.client().call("POST", f"{ADMIN}/apply", {"documents": documents, "namespace": namespace})["applied"])
+
+    def get(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        client = self.client()
+        if name:
+            return [client.call("GET", f"{ADMIN}/resources/{kind}/{namespace or self.settings.project}/{name}")]
+        params = {"namespace": namespace} if namespace else None
+        return list(client.call("GET", f"{ADMIN}/resources/{kind}", params=params)["items"])
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        ns = namespace or self.settings.project
+        return dict(self.client().call("DELETE", f"{ADMIN}/resources/{kind}/{ns}/{name}"))
+
+    def pods(self) -> list[dict[str, Any]]:
+        return list(self.client().call("GET", f"{ADMIN}/pods")["pods"])
+
+    # -- IAM -------------------------------------------------------------------------------------
+    def iam(self, action: str, **binding: Any) -> dict[str, Any]:
+        client = self.client()
+        if action == "list":
+            return dict(client.call("GET", f"{ADMIN}/iam", params={k: v for k, v in binding.items() if v}))
+        method = {"grant": "POST", "revoke": "DELETE"}[action]
+        return dict(client.call(method, f"{ADMIN}/iam", binding))
+
+    # -- predict ---------------------------------------------------------------------------------
+    def predict(self, endpoint: str, instances: list[Any] | None = None, *, body: bytes | None = None,
+                namespace: str | None = None, raw: bool = False) -> tuple[int, Any]:
+        """POST to the endpoint's predict route; returns (HTTP status, parsed JSON body)."""
+        ns = namespace or self.settings.project
+        verb = "rawPredict" if raw else "predict"
+        payload = body if body is not None else json.dumps({"instances": instances}).encode()
+        response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, {"raw": response.text}
+
+
+__all__ = ["Deployment", "Sandbox", "SandboxError"]

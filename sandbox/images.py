@@ -1,0 +1,74 @@
+"""The GDC prebuilt serving images and what runs them in the sandbox."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from sandbox.errors import UsageError
+
+Framework = Literal["tf", "torch"]
+
+
+@dataclass(frozen=True)
+class Image:
+    """One prebuilt image: the framework it serves and that framework's version."""
+
+    name: str
+    framework: Framework
+    version: str
+    """Framework version inside the image (``2.18`` for TensorFlow, ``2.4`` for PyTorch)."""
+    accelerator: bool = False
+    deprecated: bool = False
+    native: bool = True
+    """False when no wheel of the framework exists for this Python, so only Compose can run it."""
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split("."))
+
+    def warnings(self) -> list[str]:
+        notes = []
+        if self.deprecated:
+            notes.append(f"image {self.name} is deprecated on GDC; move to {newest(self.framework).name}")
+        if self.accelerator:
+            notes.append(f"image {self.name} is a GPU image; the sandbox serves it on the CPU")
+        return notes
+
+
+IMAGES: dict[str, Image] = {
+    image.name: image
+    for image in (
+        Image("tf2-cpu.2-18", "tf", "2.18"),
+        Image("tf2-gpu.2-18", "tf", "2.18", accelerator=True),
+        Image("tf2-cpu.2-14", "tf", "2.14"),
+        Image("tf2-gpu.2-14", "tf", "2.14", accelerator=True),
+        Image("tf2-cpu.2-6", "tf", "2.6", native=False),
+        Image("pytorch-cpu.2-4", "torch", "2.4"),
+        Image("pytorch-gpu.2-4", "torch", "2.4", accelerator=True),
+        Image("pytorch-cpu.2-1", "torch", "2.1", deprecated=True),
+        Image("pytorch-gpu.2-1", "torch", "2.1", accelerator=True, deprecated=True),
+    )
+}
+
+_URI = re.compile(r"^(?:[\w.-]+(?::\d+)?/)*(?P<name>[\w.-]+?)(?::[\w.-]+)?$")
+
+
+def resolve(image: str) -> Image:
+    """Map a short name or a full image URI (``.../prediction/tf2-cpu.2-18:latest``) to an :class:`Image`."""
+    match = _URI.match(image.strip())
+    name = match.group("name") if match else image
+    if name in IMAGES:
+        return IMAGES[name]
+    raise UsageError(
+        f"unknown prebuilt image {image!r}",
+        code="image.unknown",
+        hint="use one of: " + ", ".join(IMAGES),
+    )
+
+
+def newest(framework: Framework) -> Image:
+    """The newest CPU image for a framework: what GDC users get by default."""
+    candidates = [i for i in IMAGES.values() if i.framework == framework and not i.accelerator and not i.deprecated]
+    return max(candidates, key=lambda i: i.version_tuple)

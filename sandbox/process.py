@@ -1,0 +1,232 @@
+"""Child processes the sandbox starts and owns: start, record, health-wait, stop.
+
+Every child runs in its own session (``start_new_session=True``) so that stopping it with
+``os.killpg`` also ends what it spawned (TorchServe's JVM and Python workers). Each child is
+recorded in a JSON file (pid, start time, argv, log path) so that ``status`` and ``down`` in
+another process act on exactly the processes the sandbox started and nothing else: a recorded PID
+counts only while its process start time still matches (no PID-reuse accidents).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+from sandbox.errors import StartupTimeout
+
+T = TypeVar("T")
+
+
+@dataclass
+class ProcessRecord:
+    """What is written to disk about a child, enough to find and stop it from another process."""
+
+    name: str
+    pid: int
+    create_time: float
+    argv: list[str]
+    log_path: str
+
+    def is_alive(self) -> bool:
+        try:
+            proc = psutil.Process(self.pid)
+            return abs(proc.create_time() - self.create_time) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ProcessRecord | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+class ManagedProcess:
+    """One child process with its log file; stop() ends its whole process group."""
+
+    def __init__(self, record: ProcessRecord, popen: subprocess.Popen[bytes] | None = None) -> None:
+        self.record = record
+        self._popen = popen
+
+    @classmethod
+    def start(
+        cls,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        record_path: Path | None = None,
+    ) -> ManagedProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        try:
+            create_time = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            create_time = time.time()
+        record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path))
+        if record_path is not None:
+            record.save(record_path)
+        return cls(record, popen)
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    def is_alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return self.record.is_alive()
+
+    def exit_code(self) -> int | None:
+        return self._popen.poll() if self._popen is not None else None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(Path(self.record.log_path), lines)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, wait, then SIGKILL whatever is left."""
+        stop_group(self.record, timeout)
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def stop_group(record: ProcessRecord, timeout: float = 10.0) -> None:
+    """Stop a recorded child and its process group, only if it is still the process we started."""
+    if not record.is_alive():
+        return
+    try:
+        pgid = os.getpgid(record.pid)
+    except ProcessLookupError:
+        return
+    # Only signal the group when the child leads it (it was started in its own session).
+    targets_group = pgid == record.pid
+    _signal(record.pid, pgid, targets_group, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not record.is_alive() and not (targets_group and _group_alive(pgid)):
+            return
+        time.sleep(0.05)
+    _signal(record.pid, pgid, targets_group, signal.SIGKILL)
+    end = time.monotonic() + 5
+    while time.monotonic() < end and record.is_alive():
+        time.sleep(0.05)
+
+
+def _signal(pid: int, pgid: int, group: bool, sig: signal.Signals) -> None:
+    try:
+        if group:
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies still count for killpg(0); look for a live member.
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_or_free(port: int, host: str = "127.0.0.1") -> int:
+    return port if port else free_port(host)
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    alive: Callable[[], bool] | None = None,
+) -> T | None:
+    """Poll ``probe`` until it returns a value other than None/False, the deadline passes, or ``alive()`` turns False."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if alive is not None and not alive():
+            return None
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def wait_healthy(
+    process: ManagedProcess,
+    service: str,
+    url: str,
+    probe: Callable[[], bool],
+    timeout: float,
+) -> None:
+    """Block until ``probe()`` is true; raise :class:`StartupTimeout` with the log tail if it never is."""
+    started = time.monotonic()
+    if wait_until(probe, timeout=timeout, interval=0.1, alive=process.is_alive):
+        return
+    waited = time.monotonic() - started
+    why = "exited" if not process.is_alive() else "did not answer"
+    error = StartupTimeout(service, url, waited, process.record.log_path, process.log_tail())
+    error.message = f"{service} {why} before becoming ready at {url} ({waited:.1f}s)"
+    raise error

@@ -1,0 +1,183 @@
+"""The pytest plugin (entry point ``pytest11: sandbox``): a shared sandbox fixture and the scenario collector.
+
+``pytest scenarios/`` collects every ``scenarios/**/*.yaml`` file as one :class:`ScenarioFile` with one
+:class:`ScenarioItem` per case. Items use the sandbox already running for ``GDC_SANDBOX_HOME`` (or
+``--sandbox-home``); when none is running, the plugin starts a private one in a temporary folder on
+free ports and stops it at the end of the session (``--sandbox-keep`` leaves it running).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from sandbox.engine import Sandbox
+from sandbox.errors import SandboxError
+from sandbox.settings import Settings
+from sandbox.testing.runner import ScenarioFailure, ScenarioRun
+from sandbox.testing.scenario import Case, Scenario
+
+MARKERS = {
+    "tfserving": "needs the TensorFlow runtime",
+    "torchserve": "needs the TorchServe runtime (Java)",
+    "requires_docker": "needs a Docker engine (none on the dev/CI machines)",
+    "gdc_verified": "behaviour confirmed on a real GDC cluster",
+    "slow": "takes more than a few seconds",
+}
+
+
+class SandboxSession:
+    """The sandbox shared by a pytest session, started lazily on first use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._sandbox: Sandbox | None = None
+        self._private_home: Path | None = None
+        self.runs: list[ScenarioRun] = []
+
+    def get(self) -> Sandbox:
+        if self._sandbox is not None:
+            return self._sandbox
+        home = self.config.getoption("sandbox_home") or os.environ.get("GDC_SANDBOX_HOME")
+        if home and not self.config.getoption("sandbox_new"):
+            existing = Sandbox(Settings(home=Path(home)))
+            if existing.stack.running() is not None:
+                self._sandbox = existing
+                return existing
+        self._private_home = Path(tempfile.mkdtemp(prefix="gdc-sandbox-pytest-"))
+        sandbox = Sandbox(Settings(home=self._private_home, s3_port=0, gateway_port=0))
+        sandbox.up()
+        self._sandbox = sandbox
+        return sandbox
+
+    def close(self) -> None:
+        for run in self.runs:
+            run.cleanup()
+        if self._private_home is not None and self._sandbox is not None:
+            if self.config.getoption("sandbox_keep"):
+                print(f"\nsandbox kept running at {self._private_home}")
+                return
+            self._sandbox.down()
+            shutil.rmtree(self._private_home, ignore_errors=True)
+
+
+session_key = pytest.StashKey[SandboxSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sandbox", "gdc-sandbox")
+    group.addoption("--sandbox-home", dest="sandbox_home", default=None,
+                    help="use the sandbox running for this home (default: $GDC_SANDBOX_HOME if running)")
+    group.addoption("--sandbox-new", dest="sandbox_new", action="store_true",
+                    help="always start a private sandbox, even if one is running")
+    group.addoption("--sandbox-keep", dest="sandbox_keep", action="store_true",
+                    help="leave the private sandbox running after the session")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    config.stash[session_key] = SandboxSession(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    sandbox_session = session.config.stash.get(session_key, None)
+    if sandbox_session is not None:
+        sandbox_session.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox(pytestconfig: pytest.Config) -> Sandbox:
+    """The session's running sandbox (override to point tests at another one)."""
+    return pytestconfig.stash[session_key].get()
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            raw = yaml.safe_load(self.path.read_text())
+            scenario = Scenario.model_validate(raw)
+        except (yaml.YAMLError, ValidationError) as exc:
+            yield InvalidScenarioItem.from_parent(self, name="invalid-scenario", error=str(exc))
+            return
+        run_holder: dict[str, ScenarioRun] = {}
+        marker = "torchserve" if scenario.image.startswith("pytorch") else "tfserving"
+        cases = scenario.cases or [None]
+        for case in cases:
+            item = ScenarioItem.from_parent(self, name=case.name if case else "deploy", scenario=scenario,
+                                            case=case, run_holder=run_holder)
+            item.add_marker(marker)
+            for extra in scenario.markers:
+                item.add_marker(extra)
+            yield item
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, case: Case | None, run_holder: dict[str, ScenarioRun],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.case = case
+        self.run_holder = run_holder
+
+    def runtest(self) -> None:
+        session = self.config.stash[session_key]
+        run = self.run_holder.get("run")
+        if run is None:
+            run = ScenarioRun(self.scenario, self.path, session.get())
+            self.run_holder["run"] = run
+            session.runs.append(run)
+        if self.case is None:
+            run.prepare()
+        else:
+            run.run_case(self.case)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailure):
+            return excinfo.value.render()
+        if isinstance(excinfo.value, SandboxError):
+            return excinfo.value.render()
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.scenario.scenario}::{self.name}"
+
+
+class InvalidScenarioItem(pytest.Item):
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise ScenarioFailure(f"{self.path.name} is not a valid scenario file:\n{self.error}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario file: {self.path.name}"
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Undeploy a scenario as soon as its last case ran, so model servers do not pile up."""
+    if isinstance(item, ScenarioItem) and (nextitem is None or nextitem.parent is not item.parent):
+        run = item.run_holder.pop("run", None)
+        if run is not None:
+            run.cleanup()
+            session = item.config.stash[session_key]
+            if run in session.runs:
+                session.runs.remove(run)

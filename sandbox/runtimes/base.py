@@ -1,0 +1,183 @@
+"""What every model server "pod" does: stage an artifact like the prebuilt image, start, get ready, predict, stop.
+
+A pod is one model-server process serving one DeployedModel, the way GDC runs one serving pod
+per DeployedModel replica set. Subclasses override :meth:`stage`, :meth:`argv`, :meth:`wait_ready`
+and :meth:`predict_path`; the rest has working defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sandbox.errors import DeployFailed
+from sandbox.images import Image
+from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group, tail
+
+
+@dataclass
+class PodSpec:
+    """Everything needed to start one model server."""
+
+    name: str
+    """Unique pod name, e.g. ``dm-my-model-7f3a``; also its folder name."""
+    image: Image
+    artifact_dir: Path
+    """The downloaded version folder (what the user uploaded to MODEL_ID/MODEL_VERSION_ID/)."""
+    pod_dir: Path
+    log_path: Path
+    host: str = "127.0.0.1"
+    workers: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PodInfo:
+    """A pod as recorded on disk, enough for another process to reach and stop it."""
+
+    name: str
+    framework: str
+    image: str
+    base_url: str
+    health_path: str
+    predict_path: str
+    process: ProcessRecord
+    ports: dict[str, int]
+    tmp_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["process"] = self.process.__dict__
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PodInfo:
+        data = dict(data)
+        data["process"] = ProcessRecord(**data["process"])
+        return cls(**data)
+
+
+class ModelServerPod:
+    """Base class of the runtimes in :data:`sandbox.runtimes.registry.RUNTIMES`."""
+
+    framework: str = ""
+    health_path: str = "/"
+    predict_path: str = "/"
+
+    def __init__(self, spec: PodSpec) -> None:
+        self.spec = spec
+        self.ports: dict[str, int] = {}
+        self.process: ManagedProcess | None = None
+        self.session = requests.Session()
+        self._tmp_dir: Path | None = None
+
+    # -- hooks -------------------------------------------------------------------------------
+    def stage(self) -> None:
+        """Lay the artifact out where the model server will read it. Override per runtime."""
+
+    def argv(self) -> list[str]:
+        """The command line of the model server. Must be overridden."""
+        raise NotImplementedError
+
+    @property
+    def tmp_dir(self) -> Path:
+        """A private temp folder. TorchServe puts Unix sockets there, whose paths must stay under ~100
+        characters, so a deep pod folder falls back to a short folder in the system temp dir."""
+        if self._tmp_dir is None:
+            candidate = self.spec.pod_dir / "tmp"
+            if len(str(candidate)) > 60:
+                candidate = Path(tempfile.mkdtemp(prefix="gdcs-"))
+            candidate.mkdir(parents=True, exist_ok=True)
+            self._tmp_dir = candidate
+        return self._tmp_dir
+
+    def env(self) -> dict[str, str]:
+        """Environment of the model server process; defaults to ours with a private TMPDIR."""
+        tmp = self.tmp_dir
+        env = dict(os.environ)
+        env.update({"TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"})
+        return env
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the model answers; raise :class:`DeployFailed` with the server's own words. Override."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.spec.host}:{self.ports['http']}"
+
+    def allocate_ports(self, *names: str) -> None:
+        for name in names:
+            self.ports[name] = free_port(self.spec.host)
+
+    def start(self, timeout: float) -> PodInfo:
+        """Stage, start and wait; on failure stop the process and re-raise."""
+        if self.spec.pod_dir.exists():
+            shutil.rmtree(self.spec.pod_dir)
+        self.spec.pod_dir.mkdir(parents=True)
+        self.stage()
+        self.process = ManagedProcess.start(
+            self.spec.name, self.argv(), self.spec.log_path, env=self.env(), cwd=self.spec.pod_dir
+        )
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.info()
+
+    def info(self) -> PodInfo:
+        assert self.process is not None
+        return PodInfo(
+            name=self.spec.name,
+            framework=self.framework,
+            image=self.spec.image.name,
+            base_url=self.base_url,
+            health_path=self.health_path,
+            predict_path=self.predict_path,
+            process=self.process.record,
+            ports=dict(self.ports),
+            tmp_dir=str(self.tmp_dir),
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.spec.log_path, lines)
+
+    def failed(self, message: str, reason: str = "ModelLoadFailed") -> DeployFailed:
+        """A DeployFailed carrying the model server's log tail."""
+        return DeployFailed(
+            message,
+            code=f"deploy.{reason}",
+            hint=f"the model server log is {self.spec.log_path}; `gdc-sandbox check` explains most artifact problems",
+            details=f"model server log (last lines):\n{self.log_tail()}",
+        )
+
+    def exited(self) -> bool:
+        return self.process is not None and not self.process.is_alive()
+
+
+def stop_pod(info: PodInfo) -> None:
+    """Stop a pod (possibly recorded by another process) and remove its temp folder."""
+    stop_group(info.process)
+    if info.tmp_dir:
+        shutil.rmtree(info.tmp_dir, ignore_errors=True)
+
+
+def json_or_text(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError):
+        return {"error": response.text.strip()[:2000] or f"HTTP {response.status_code}"}

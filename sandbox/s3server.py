@@ -1,0 +1,50 @@
+"""The sandbox's S3 endpoint: moto's S3 served over HTTP on loopback.
+
+Run as ``python -m sandbox.s3server --host 127.0.0.1 --port 9000``. moto keeps buckets in memory;
+:mod:`sandbox.s3persist` (when enabled) mirrors every write to disk before the response is sent
+and restores it at start, so bucket contents survive restarts and ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from werkzeug.serving import make_server
+
+
+def build_app(data_dir: str | None) -> object:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    if data_dir:
+        from sandbox.s3persist import PersistentS3
+
+        return PersistentS3(app, data_dir)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.s3server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--data-dir", default=None, help="persist buckets here (write-through, restored at start)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    app = build_app(args.data_dir)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)  # type: ignore[arg-type]
+    print(f"S3 endpoint listening on http://{args.host}:{server.server_port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

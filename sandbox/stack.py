@@ -1,0 +1,186 @@
+"""Up / down / status of the native sandbox: the S3 server and the control plane (which owns the model pods)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sandbox.process import ManagedProcess, ProcessRecord, port_or_free, stop_group, wait_healthy
+from sandbox.settings import Settings
+
+
+@dataclass
+class StackState:
+    """What `up` wrote: ports and the two processes it started."""
+
+    s3_url: str
+    gateway_url: str
+    s3: ProcessRecord
+    control: ProcessRecord
+
+    def save(self, path: Path) -> None:
+        data = asdict(self)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> StackState | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["s3_url"], data["gateway_url"], ProcessRecord(**data["s3"]), ProcessRecord(**data["control"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    state: str
+    """running, crashed, stopped or unhealthy."""
+    url: str
+    pid: int | None
+    log: str
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return requests.get(url, timeout=timeout).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+class Stack:
+    """The processes of one sandbox home."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_path = settings.state_dir / "stack.json"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.settings.home / "credentials.env"
+
+    def state(self) -> StackState | None:
+        return StackState.load(self.state_path)
+
+    def running(self) -> StackState | None:
+        """The recorded stack if both processes are alive and the control plane answers."""
+        state = self.state()
+        if state and state.s3.is_alive() and state.control.is_alive() and _http_ok(state.gateway_url + "/sandbox/v1/health"):
+            return state
+        return None
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for name, value in self.settings.model_dump().items():
+            env[f"GDC_SANDBOX_{name.upper()}"] = str(value)
+        env["GDC_SANDBOX_HOME"] = str(self.settings.home.resolve())
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def up(self) -> tuple[StackState, bool]:
+        """Start what is not running; returns (state, started_now). Idempotent."""
+        current = self.running()
+        if current is not None:
+            return current, False
+        self.settings.ensure_dirs()
+        self.down()  # clear a half-dead previous stack (only processes we recorded)
+        host = self.settings.host
+        env = self.child_env()
+        s3_port = port_or_free(self.settings.s3_port, host)
+        s3_url = f"http://{host}:{s3_port}"
+        argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port)]
+        s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
+        try:
+            wait_healthy(s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout)
+            gw_port = port_or_free(self.settings.gateway_port, host)
+            gateway_url = f"http://{host}:{gw_port}"
+            argv = [sys.executable, "-m", "sandbox.control", "--port", str(gw_port), "--s3-endpoint", s3_url]
+            control = ManagedProcess.start("control-plane", argv, self.settings.log_dir / "control-plane.log", env=env)
+            try:
+                wait_healthy(control, "control plane", gateway_url,
+                             lambda: _http_ok(gateway_url + "/sandbox/v1/health"), self.settings.startup_timeout)
+            except BaseException:
+                control.stop()
+                raise
+        except BaseException:
+            s3.stop()
+            raise
+        state = StackState(s3_url, gateway_url, s3.record, control.record)
+        state.save(self.state_path)
+        self._write_credentials(s3_url)
+        return state, True
+
+    def _write_credentials(self, s3_url: str) -> None:
+        self.credentials_path.write_text(
+            "# source this file to use aws/boto3 against the sandbox's S3 endpoint\n"
+            f"export AWS_ACCESS_KEY_ID={self.settings.access_key}\n"
+            f"export AWS_SECRET_ACCESS_KEY={self.settings.secret_key}\n"
+            "export AWS_DEFAULT_REGION=us-east-1\n"
+            f"export AWS_ENDPOINT_URL={s3_url}\n"
+            f"export AWS_ENDPOINT_URL_S3={s3_url}\n"
+        )
+
+    def down(self) -> list[str]:
+        """Stop the control plane (which stops its pods) and the S3 server; returns what was stopped."""
+        state = self.state()
+        stopped: list[str] = []
+        if state is not None:
+            if state.control.is_alive():
+                try:
+                    requests.post(state.gateway_url + "/sandbox/v1/shutdown", timeout=5)
+                except requests.RequestException:
+                    pass
+                deadline = time.monotonic() + 30
+                while state.control.is_alive() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                stop_group(state.control)
+                stopped.append("control-plane")
+            if state.s3.is_alive():
+                stop_group(state.s3)
+                stopped.append("s3")
+        stopped += self._stop_orphan_pods()
+        self.state_path.unlink(missing_ok=True)
+        return stopped
+
+    def _stop_orphan_pods(self) -> list[str]:
+        from sandbox.control.pods import PodTable
+
+        pods_dir = self.settings.state_dir / "pods"
+        if not pods_dir.exists():
+            return []
+        count = PodTable(pods_dir).stop_orphans()
+        return [f"{count} orphaned model server(s)"] if count else []
+
+    def status(self) -> list[ComponentStatus]:
+        state = self.state()
+        if state is None:
+            return []
+        result = []
+        for name, record, url, health in (
+            ("s3", state.s3, state.s3_url, state.s3_url + "/moto-api/"),
+            ("control-plane", state.control, state.gateway_url, state.gateway_url + "/sandbox/v1/health"),
+        ):
+            if not record.is_alive():
+                condition = "crashed"
+            else:
+                condition = "running" if _http_ok(health) else "unhealthy"
+            result.append(ComponentStatus(name, condition, url, record.pid, record.log_path))
+        return result
+
+    def pods(self) -> list[dict[str, Any]]:
+        state = self.running()
+        if state is None:
+            return []
+        try:
+            return requests.get(state.gateway_url + "/sandbox/v1/pods", timeout=5).json().get("pods", [])
+        except (requests.RequestException, ValueError):
+            return []

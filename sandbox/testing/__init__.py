@@ -1,0 +1,1 @@
+"""Scenario files (``scenarios/**/*.yaml``) and the machinery the pytest plugin uses to run them."""

@@ -1,0 +1,176 @@
+"""Run one scenario against a sandbox: build once, upload once, deploy once, then each case."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.engine import Sandbox
+from sandbox.errors import SandboxError
+from sandbox.testing.scenario import Built, Case, Scenario, load_builder
+
+
+class ScenarioFailure(AssertionError):
+    """A scenario expectation that did not hold; carries the evidence for the report."""
+
+    def __init__(self, summary: str, *, request: Any = None, expected: Any = None, actual: Any = None,
+                 tolerance: str = "", log_tail: str = "") -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.request = request
+        self.expected = expected
+        self.actual = actual
+        self.tolerance = tolerance
+        self.log_tail = log_tail
+
+    def render(self) -> str:
+        lines = [f"scenario failed: {self.summary}"]
+        for label, value in (("request", self.request), ("expected", self.expected), ("actual", self.actual)):
+            if value is not None:
+                lines.append(f"  {label}: {_short(value)}")
+        if self.tolerance:
+            lines.append(f"  tolerance: {self.tolerance}")
+        if self.log_tail:
+            lines.append("  model server log (last lines):")
+            lines += ["    " + line for line in self.log_tail.splitlines()]
+        return "\n".join(lines)
+
+
+@dataclass
+class ScenarioRun:
+    """State shared by the cases of one scenario file."""
+
+    scenario: Scenario
+    path: Path
+    sandbox: Sandbox
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gdc-scenario-")))
+    built: Built | None = None
+    endpoint: str = ""
+    deployed_model: str = ""
+    deploy_error: SandboxError | None = None
+    prepared: bool = False
+    created: list[tuple[str, str]] = field(default_factory=list)
+
+    def prepare(self) -> None:
+        """Build, upload, check and deploy exactly once; expectations on these steps are asserted here."""
+        if self.prepared:
+            if self.deploy_error is not None and self.scenario.deploy.expect == "ready":
+                raise ScenarioFailure(f"deploy failed earlier: {self.deploy_error.message}")
+            return
+        self.prepared = True
+        builder = load_builder(self.path, self.scenario.build)
+        self.built = builder(self.workdir / "artifact")
+        version = f"{int(time.time() * 1000)}{os.getpid() % 1000:03d}"
+        uri = f"s3://{self.sandbox.settings.bucket}/{self.scenario.scenario}/{version}"
+        self.sandbox.upload(self.built.artifact, uri, progress=False)
+        if self.scenario.check is not None:
+            self._assert_check(uri)
+        self.endpoint = f"scn-{self.scenario.scenario}"[:50]
+        try:
+            deployment = self.sandbox.deploy(uri, self.scenario.image, self.endpoint, force=self.scenario.deploy.force,
+                                             replicas=self.scenario.deploy.replicas)
+            self.deployed_model = deployment.deployed_model
+            self.created = [("Endpoint", self.endpoint), ("DeployedModel", deployment.deployed_model)]
+        except SandboxError as exc:
+            self.deploy_error = exc
+            name = getattr(exc, "deployed_model", None)
+            self.created = [("DeployedModel", name)] if name else []
+        self._assert_deploy()
+
+    def _assert_check(self, uri: str) -> None:
+        expect = self.scenario.check
+        assert expect is not None
+        report = self.sandbox.check(uri, self.scenario.image)
+        codes = [d.code for d in report.diagnostics]
+        missing = [c for c in expect.codes if c not in codes]
+        if missing or (expect.ok is not None and report.ok != expect.ok):
+            raise ScenarioFailure("the preflight checker did not report what the scenario expects",
+                                  expected={"codes": expect.codes, "ok": expect.ok},
+                                  actual={"codes": codes, "ok": report.ok})
+
+    def _assert_deploy(self) -> None:
+        expect = self.scenario.deploy
+        if expect.expect == "ready" and self.deploy_error is not None:
+            raise ScenarioFailure(f"deploy failed: {self.deploy_error.message}", log_tail=self.deploy_error.details)
+        if expect.expect == "failed":
+            if self.deploy_error is None:
+                raise ScenarioFailure("deploy succeeded but the scenario expects the model server to fail")
+            wanted = expect.error_contains
+            wanted_list = [wanted] if isinstance(wanted, str) else list(wanted or [])
+            text = f"{self.deploy_error.message}\n{self.deploy_error.details}"
+            absent = [w for w in wanted_list if w not in text]
+            if absent:
+                raise ScenarioFailure("the deploy failure does not carry the expected message",
+                                      expected=absent, actual=self.deploy_error.message,
+                                      log_tail=self.deploy_error.details)
+
+    def run_case(self, case: Case) -> None:
+        self.prepare()
+        if self.deploy_error is not None:
+            raise ScenarioFailure("cannot run a case: the model is not deployed")
+        body = json.dumps(case.body if case.body is not None else {"instances": case.instances}).encode()
+        status, answer = self.sandbox.predict(self.endpoint, body=body)
+        expect = case.expect
+        request = case.body if case.body is not None else {"instances": case.instances}
+        if status != expect.status:
+            raise ScenarioFailure(f"HTTP {status}, expected {expect.status}", request=request,
+                                  expected=expect.status, actual=answer, log_tail=self._log_tail())
+        if expect.error_contains and expect.error_contains not in json.dumps(answer):
+            raise ScenarioFailure("the error does not carry the expected text", request=request,
+                                  expected=expect.error_contains, actual=answer)
+        predictions = answer.get("predictions") if isinstance(answer, dict) else None
+        if expect.predictions is not None:
+            _assert_close(predictions, expect.predictions, expect.atol, expect.rtol, request)
+        if expect.match_reference:
+            if self.built is None or self.built.reference is None:
+                raise ScenarioFailure("match_reference needs the builder to return a reference function")
+            _assert_close(predictions, self.built.reference(case.instances), expect.atol, expect.rtol, request)
+
+    def _log_tail(self) -> str:
+        try:
+            pods = [p for p in self.sandbox.pods() if p["deployedModel"] == self.deployed_model]
+        except SandboxError:
+            return ""
+        if not pods:
+            return ""
+        from sandbox.process import tail
+
+        return tail(Path(pods[0]["log"]), 20)
+
+    def cleanup(self) -> None:
+        for kind, name in self.created:
+            try:
+                self.sandbox.delete(kind, name)
+            except SandboxError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _assert_close(actual: Any, expected: Any, atol: float, rtol: float, request: Any) -> None:
+    if not _close(actual, expected, atol, rtol):
+        raise ScenarioFailure("predictions differ from the expected values", request=request,
+                              expected=expected, actual=actual, tolerance=f"atol={atol} rtol={rtol}")
+
+
+def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], atol, rtol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y, atol, rtol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= atol + rtol * abs(b)
+    return bool(a == b)
+
+
+def _short(value: Any, limit: int = 600) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,58 @@
+"""up / status / down: idempotent start, crash visibility, and stopping exactly what was started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.engine import Sandbox
+from sandbox.errors import SandboxNotRunning
+from sandbox.settings import Settings
+
+
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A second, short-lived sandbox (the session one must not be disturbed)."""
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    yield sb
+    sb.down()
+
+
+def test_up_is_idempotent_and_down_stops_exactly_its_processes(own_sandbox: Sandbox) -> None:
+    state, started = own_sandbox.up()
+    assert started
+    again, started_again = own_sandbox.up()
+    assert not started_again
+    assert (again.s3.pid, again.control.pid) == (state.s3.pid, state.control.pid)
+    assert {c.name: c.state for c in own_sandbox.stack.status()} == {"s3": "running", "control-plane": "running"}
+    assert (own_sandbox.settings.home / "credentials.env").read_text().count("AWS_") == 5
+    stopped = own_sandbox.down()
+    assert stopped == ["control-plane", "s3"]
+    assert not state.s3.is_alive() and not state.control.is_alive()
+    with pytest.raises(SandboxNotRunning):
+        own_sandbox.running()
+
+
+def test_a_crashed_component_shows_as_crashed(own_sandbox: Sandbox) -> None:
+    state, _ = own_sandbox.up()
+    os.kill(state.s3.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while state.s3.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = {c.name: c.state for c in own_sandbox.stack.status()}
+    assert status == {"s3": "crashed", "control-plane": "running"}
+    # `up` repairs it: the half-dead stack is stopped and a fresh one started.
+    new_state, started = own_sandbox.up()
+    assert started and new_state.s3.pid != state.s3.pid
+    assert not state.control.is_alive()
+
+
+def test_status_of_a_home_that_never_ran(tmp_path: Path) -> None:
+    sb = Sandbox(Settings(home=tmp_path / "never"))
+    assert sb.stack.status() == []
+    assert sb.down() == []
