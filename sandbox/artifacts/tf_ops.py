@@ -1,0 +1,92 @@
+"""Per-image TensorFlow op registries, shipped as data (``sandbox/data/tf_ops/<version>.txt``).
+
+The files are generated from the real wheels by ``scripts/gen_tf_op_registry.py``: one line per op,
+``OpName<TAB>attr,attr``. An image whose version has no file is checked against the nearest older
+registry if there is one, else the oldest shipped, and the result says it is approximate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "tf_ops"
+
+#: Registered in TensorFlow but only runnable with a Python interpreter in the process: the C++ model
+#: server in the prebuilt image cannot run them.
+PYTHON_ONLY_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+
+#: Where well-known out-of-core ops come from (prefix -> library), for the hint.
+_LIBRARIES = (
+    ("Sentencepiece", "sentencepiece / tensorflow-text"),
+    ("SimpleML", "TensorFlow Decision Forests"),
+    ("YggdrasilDecisionForests", "TensorFlow Decision Forests"),
+    ("Regex", "tensorflow-text"),
+    ("Wordpiece", "tensorflow-text"),
+    ("Whitespace", "tensorflow-text"),
+    ("FastWordpiece", "tensorflow-text"),
+    ("FastBert", "tensorflow-text"),
+    ("Normalize", "tensorflow-text"),
+    ("CaseFold", "tensorflow-text"),
+    ("Unicode", "tensorflow-text"),
+    ("Split", "tensorflow-text"),
+    ("IO>", "tensorflow-io"),
+    ("Addons>", "tensorflow-addons"),
+)
+
+
+@dataclass(frozen=True)
+class Registry:
+    version: str
+    """The registry actually used (``2.14``)."""
+    ops: dict[str, frozenset[str]]
+    """op name -> attr names."""
+    approximate: bool = False
+    """True when the image's own version has no registry file."""
+
+
+def _vt(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+
+def shipped_versions() -> list[str]:
+    return sorted((p.stem for p in DATA.glob("*.txt")), key=_vt)
+
+
+@cache
+def _load(version: str) -> dict[str, frozenset[str]]:
+    ops: dict[str, frozenset[str]] = {}
+    for line in (DATA / f"{version}.txt").read_text().splitlines():
+        name, _, attrs = line.partition("\t")
+        if name:
+            ops[name] = frozenset(a for a in attrs.split(",") if a)
+    return ops
+
+
+def registry_for(version: str) -> Registry | None:
+    """The registry of TensorFlow ``version`` (``2.18``), or the nearest shipped one, or None if none ship."""
+    versions = shipped_versions()
+    if not versions:
+        return None
+    if version in versions:
+        return Registry(version, _load(version))
+    older = [v for v in versions if _vt(v) < _vt(version)]
+    chosen = older[-1] if older else versions[0]
+    return Registry(chosen, _load(chosen), approximate=True)
+
+
+def where_from(op: str) -> str:
+    """A guess at the library that defines an unregistered op, for the hint."""
+    for prefix, lib in _LIBRARIES:
+        if op.startswith(prefix):
+            return lib
+    return ""
+
+
+def first_version_with(op: str) -> str | None:
+    """The oldest shipped registry that has ``op`` (to say 'added in TF x')."""
+    for v in shipped_versions():
+        if op in _load(v):
+            return v
+    return None
