@@ -32,7 +32,7 @@ status:  ## show each component's state, port, PID and log
 	$(VENV)/bin/gdc-sandbox status
 
 test: venv  ## run the whole test suite (unit, integration, scenarios)
-	$(PY) -m pytest tests scenarios $(PYTEST_ARGS)
+	$(PY) -m pytest tests scenarios --sandbox-new $(PYTEST_ARGS)
 
 bench: venv  ## run the benchmarks in bench/
 	$(PY) bench/e2e.py

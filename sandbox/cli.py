@@ -27,7 +27,10 @@ def _err(text: str) -> None:
 def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
     state, started = sb.up()
     _out(("sandbox started" if started else "sandbox already running") + f" (home {sb.settings.home})")
-    _out(f"  S3 endpoint:    {state.s3_url}   bucket s3://{sb.settings.bucket}  (credentials: {sb.stack.credentials_path})")
+    _out(
+        f"  S3 endpoint:    {state.s3_url}   bucket s3://{sb.settings.bucket}"
+        f"  (credentials: {sb.stack.credentials_path})"
+    )
     _out(f"  control plane:  {state.gateway_url}")
     _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
     _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
@@ -47,8 +50,10 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
         return 3
     rows = [("COMPONENT", "STATE", "URL", "PID", "LOG")]
     rows += [(c.name, c.state, c.url, str(c.pid), c.log) for c in components]
-    rows += [(f"pod/{p['deployedModel']}", "running" if p["alive"] else "crashed", p["url"], str(p["pid"]), p["log"])
-             for p in sb.stack.pods()]
+    rows += [
+        (f"pod/{p['deployedModel']}", "running" if p["alive"] else "crashed", p["url"], str(p["pid"]), p["log"])
+        for p in sb.stack.pods()
+    ]
     _table(rows)
     return 0 if all(c.state == "running" for c in components) else 1
 
@@ -70,16 +75,29 @@ def cmd_ls(sb: Sandbox, args: argparse.Namespace) -> int:
 
 def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
     endpoint = args.endpoint or _default_endpoint(args.uri)
-    deployment = sb.deploy(args.uri, args.image, endpoint, namespace=args.project, force=args.force,
-                           replicas=args.replicas, wait=not args.no_wait, timeout=args.timeout,
-                           on_progress=lambda m: _err(f"  ... {m}"))
+    deployment = sb.deploy(
+        args.uri,
+        args.image,
+        endpoint,
+        namespace=args.project,
+        force=args.force,
+        replicas=args.replicas,
+        wait=not args.no_wait,
+        timeout=args.timeout,
+        on_progress=lambda m: _err(f"  ... {m}"),
+    )
     for warning in deployment.warnings:
         _err(f"warning: {warning}")
     if args.no_wait:
-        _out(f"DeployedModel {deployment.deployed_model} applied; watch it with "
-             f"`gdc-sandbox get deployedmodel {deployment.deployed_model} -o jsonpath={{.status.primaryCondition}}`")
+        _out(
+            f"DeployedModel {deployment.deployed_model} applied; watch it with "
+            f"`gdc-sandbox get deployedmodel {deployment.deployed_model} -o jsonpath={{.status.primaryCondition}}`"
+        )
         return 0
-    _out(f"deployed {args.uri} as DeployedModel {deployment.deployed_model} (deployedModelId {deployment.deployed_model_id})")
+    _out(
+        f"deployed {args.uri} as DeployedModel {deployment.deployed_model}"
+        f" (deployedModelId {deployment.deployed_model_id})"
+    )
     _out(f"endpoint {deployment.endpoint} is ready")
     _out(f"predict URL: {deployment.predict_url}")
     return 0
@@ -126,7 +144,7 @@ def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
     output = args.output or ""
     if output.startswith("jsonpath="):
         target: Any = items[0] if args.name else {"items": items}
-        _out(render_jsonpath(target, output[len("jsonpath="):]))
+        _out(render_jsonpath(target, output[len("jsonpath=") :]))
     elif output in ("json", "yaml"):
         target = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
         _out(json.dumps(target, indent=2) if output == "json" else yaml.safe_dump(target, sort_keys=False))
@@ -134,8 +152,16 @@ def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
         rows = [("NAMESPACE", "KIND", "NAME", "READY", "REASON", "MESSAGE")]
         for item in items:
             cond = _ready_condition(item)
-            rows.append((item["metadata"]["namespace"], item["kind"], item["metadata"]["name"],
-                         cond.get("status", "-"), cond.get("reason", "-"), cond.get("message", "")[:80]))
+            rows.append(
+                (
+                    item["metadata"]["namespace"],
+                    item["kind"],
+                    item["metadata"]["name"],
+                    cond.get("status", "-"),
+                    cond.get("reason", "-"),
+                    cond.get("message", "")[:80],
+                )
+            )
         _table(rows)
     return 0
 

@@ -34,10 +34,15 @@ class ControlPlaneClient:
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
         try:
-            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=self.timeout)
+            response = self.session.request(
+                method, self.base_url + path, json=body, params=params, timeout=self.timeout
+            )
         except requests.RequestException as exc:
-            raise SandboxError(f"cannot reach the control plane at {self.base_url}: {exc}",
-                               code="sandbox.unreachable", hint="`gdc-sandbox status`; `make sandbox-up`") from None
+            raise SandboxError(
+                f"cannot reach the control plane at {self.base_url}: {exc}",
+                code="sandbox.unreachable",
+                hint="`gdc-sandbox status`; `make sandbox-up`",
+            ) from None
         try:
             data = response.json()
         except ValueError:
@@ -47,5 +52,6 @@ class ControlPlaneClient:
         return data
 
     def post_raw(self, path: str, body: bytes, content_type: str = "application/json") -> requests.Response:
-        return self.session.post(self.base_url + path, data=body, headers={"Content-Type": content_type},
-                                 timeout=self.timeout)
+        return self.session.post(
+            self.base_url + path, data=body, headers={"Content-Type": content_type}, timeout=self.timeout
+        )

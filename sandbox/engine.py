@@ -101,10 +101,18 @@ class Sandbox:
     ) -> Deployment:
         ArtifactURI.parse(uri)
         resolve(image)
-        answer = self.client().call("POST", f"{ADMIN}/deploy", {
-            "uri": uri, "image": image, "endpoint": endpoint, "namespace": namespace,
-            "force": force, "replicas": replicas,
-        })
+        answer = self.client().call(
+            "POST",
+            f"{ADMIN}/deploy",
+            {
+                "uri": uri,
+                "image": image,
+                "endpoint": endpoint,
+                "namespace": namespace,
+                "force": force,
+                "replicas": replicas,
+            },
+        )
         ns, dm_name = answer["namespace"], answer["deployedModel"]
         if wait:
             try:
@@ -116,14 +124,18 @@ class Sandbox:
         dm = self.get("DeployedModel", dm_name, ns)[0]
         ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
         return Deployment(
-            deployed_model=dm_name, namespace=ns, endpoint=endpoint,
+            deployed_model=dm_name,
+            namespace=ns,
+            endpoint=endpoint,
             deployed_model_id=dm.get("status", {}).get("deployedModelID", ""),
-            predict_url=ep["status"].get("predictURL", ""), endpoint_url=ep["status"].get("endpointURL", ""),
+            predict_url=ep["status"].get("predictURL", ""),
+            endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
         )
 
-    def wait_ready(self, kind: str, name: str, namespace: str, timeout: float,
-                   on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    def wait_ready(
+        self, kind: str, name: str, namespace: str, timeout: float, on_progress: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         """Poll a DeployedModel until its current generation is Ready; raise DeployFailed with its reason."""
         deadline = time.monotonic() + timeout
         last_message = ""
@@ -132,14 +144,19 @@ class Sandbox:
             status = item.get("status") or {}
             cond = status.get("primaryCondition") or {}
             current = status.get("observedGeneration") == item["metadata"].get("generation")
-            if current and cond.get("reason") == "Ready" and status.get("servingGeneration") == status.get("observedGeneration"):
+            if (
+                current
+                and cond.get("reason") == "Ready"
+                and status.get("servingGeneration") == status.get("observedGeneration")
+            ):
                 return item
             if current and cond.get("status") == "False" and cond.get("reason") not in ("Deploying", None):
                 failure = status.get("failure") or {}
                 error = DeployFailed(
                     f"DeployedModel {name} failed: {cond.get('reason')}: {cond.get('message')}",
                     code=failure.get("code") or f"deploy.{cond.get('reason')}",
-                    hint=failure.get("hint", ""), details=failure.get("details", ""),
+                    hint=failure.get("hint", ""),
+                    details=failure.get("details", ""),
                 )
                 error.diagnostics = status.get("diagnostics")  # type: ignore[attr-defined]
                 raise error
@@ -147,9 +164,12 @@ class Sandbox:
                 last_message = cond["message"]
                 on_progress(last_message)
             if time.monotonic() > deadline:
-                raise DeployFailed(f"DeployedModel {name} was not ready after {timeout:.0f}s "
-                                   f"(last condition: {cond.get('reason')}: {cond.get('message')})",
-                                   code="deploy.timeout", hint="`gdc-sandbox status` and the pod log show progress")
+                raise DeployFailed(
+                    f"DeployedModel {name} was not ready after {timeout:.0f}s "
+                    f"(last condition: {cond.get('reason')}: {cond.get('message')})",
+                    code="deploy.timeout",
+                    hint="`gdc-sandbox status` and the pod log show progress",
+                )
             time.sleep(0.2)
 
     def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
@@ -163,12 +183,15 @@ class Sandbox:
             except RemoteError:
                 pass
             time.sleep(0.1)
-        raise DeployFailed(f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s",
-                           code="deploy.endpoint-timeout")
+        raise DeployFailed(
+            f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s", code="deploy.endpoint-timeout"
+        )
 
     # -- resources -------------------------------------------------------------------------------
     def apply(self, documents: list[Any], namespace: str | None = None) -> list[dict[str, Any]]:
-        return list(self.client().call("POST", f"{ADMIN}/apply", {"documents": documents, "namespace": namespace})["applied"])
+        return list(
+            self.client().call("POST", f"{ADMIN}/apply", {"documents": documents, "namespace": namespace})["applied"]
+        )
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         client = self.client()
@@ -193,8 +216,15 @@ class Sandbox:
         return dict(client.call(method, f"{ADMIN}/iam", binding))
 
     # -- predict ---------------------------------------------------------------------------------
-    def predict(self, endpoint: str, instances: list[Any] | None = None, *, body: bytes | None = None,
-                namespace: str | None = None, raw: bool = False) -> tuple[int, Any]:
+    def predict(
+        self,
+        endpoint: str,
+        instances: list[Any] | None = None,
+        *,
+        body: bytes | None = None,
+        namespace: str | None = None,
+        raw: bool = False,
+    ) -> tuple[int, Any]:
         """POST to the endpoint's predict route; returns (HTTP status, parsed JSON body)."""
         ns = namespace or self.settings.project
         verb = "rawPredict" if raw else "predict"

@@ -62,8 +62,13 @@ def export_torch(
         scripted = torch.jit.trace(module, example_inputs) if example_inputs is not None else torch.jit.script(module)
         scripted.save(str(serialized))
         return archive_mar(
-            serialized, path, handler=handler, model_name=model_name, version=version,
-            extra_files=extra_files, requirements_file=requirements_file,
+            serialized,
+            path,
+            handler=handler,
+            model_name=model_name,
+            version=version,
+            extra_files=extra_files,
+            requirements_file=requirements_file,
         )
 
 
@@ -81,9 +86,18 @@ def archive_mar(
     """Run the real ``torch-model-archiver``; returns the path of the written ``.mar``."""
     archiver = Path(sys.executable).with_name("torch-model-archiver")
     argv = [
-        str(archiver), "--model-name", model_name, "--version", version,
-        "--serialized-file", str(serialized_file), "--handler", handler,
-        "--export-path", str(export_dir), "--force",
+        str(archiver),
+        "--model-name",
+        model_name,
+        "--version",
+        version,
+        "--serialized-file",
+        str(serialized_file),
+        "--handler",
+        handler,
+        "--export-path",
+        str(export_dir),
+        "--force",
     ]
     if model_file is not None:
         argv += ["--model-file", str(model_file)]

@@ -1,4 +1,4 @@
-"""The subset of kubectl's JSONPath that the GDC docs use: ``{.status.primaryCondition}``, ``{.items[0].metadata.name}``."""
+"""The subset of kubectl's JSONPath the GDC docs use: ``{.status.primaryCondition}``, ``{.items[0].metadata.name}``."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ def evaluate(document: Any, expression: str) -> list[Any]:
     while pos < len(expr):
         match = _TOKEN.match(expr, pos)
         if not match:
-            raise UsageError(f"unsupported jsonpath {expression!r} at {expr[pos:]!r}",
-                             code="get.bad-jsonpath", hint="use forms like {.status.primaryCondition}")
+            raise UsageError(
+                f"unsupported jsonpath {expression!r} at {expr[pos:]!r}",
+                code="get.bad-jsonpath",
+                hint="use forms like {.status.primaryCondition}",
+            )
         field, index = match.groups()
         nxt: list[Any] = []
         for value in values:

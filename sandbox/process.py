@@ -201,7 +201,7 @@ def wait_until(
     interval: float = 0.1,
     alive: Callable[[], bool] | None = None,
 ) -> T | None:
-    """Poll ``probe`` until it returns a value other than None/False, the deadline passes, or ``alive()`` turns False."""
+    """Poll ``probe`` until it returns a truthy value, the deadline passes, or ``alive()`` turns False."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

@@ -74,12 +74,24 @@ session_key = pytest.StashKey[SandboxSession]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sandbox", "gdc-sandbox")
-    group.addoption("--sandbox-home", dest="sandbox_home", default=None,
-                    help="use the sandbox running for this home (default: $GDC_SANDBOX_HOME if running)")
-    group.addoption("--sandbox-new", dest="sandbox_new", action="store_true",
-                    help="always start a private sandbox, even if one is running")
-    group.addoption("--sandbox-keep", dest="sandbox_keep", action="store_true",
-                    help="leave the private sandbox running after the session")
+    group.addoption(
+        "--sandbox-home",
+        dest="sandbox_home",
+        default=None,
+        help="use the sandbox running for this home (default: $GDC_SANDBOX_HOME if running)",
+    )
+    group.addoption(
+        "--sandbox-new",
+        dest="sandbox_new",
+        action="store_true",
+        help="always start a private sandbox, even if one is running",
+    )
+    group.addoption(
+        "--sandbox-keep",
+        dest="sandbox_keep",
+        action="store_true",
+        help="leave the private sandbox running after the session",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,8 +130,9 @@ class ScenarioFile(pytest.File):
         marker = "torchserve" if scenario.image.startswith("pytorch") else "tfserving"
         cases = scenario.cases or [None]
         for case in cases:
-            item = ScenarioItem.from_parent(self, name=case.name if case else "deploy", scenario=scenario,
-                                            case=case, run_holder=run_holder)
+            item = ScenarioItem.from_parent(
+                self, name=case.name if case else "deploy", scenario=scenario, case=case, run_holder=run_holder
+            )
             item.add_marker(marker)
             for extra in scenario.markers:
                 item.add_marker(extra)
@@ -127,8 +140,9 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, case: Case | None, run_holder: dict[str, ScenarioRun],
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, scenario: Scenario, case: Case | None, run_holder: dict[str, ScenarioRun], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
         self.case = case

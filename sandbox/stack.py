@@ -35,7 +35,9 @@ class StackState:
     def load(cls, path: Path) -> StackState | None:
         try:
             data = json.loads(path.read_text())
-            return cls(data["s3_url"], data["gateway_url"], ProcessRecord(**data["s3"]), ProcessRecord(**data["control"]))
+            return cls(
+                data["s3_url"], data["gateway_url"], ProcessRecord(**data["s3"]), ProcessRecord(**data["control"])
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -74,7 +76,12 @@ class Stack:
     def running(self) -> StackState | None:
         """The recorded stack if both processes are alive and the control plane answers."""
         state = self.state()
-        if state and state.s3.is_alive() and state.control.is_alive() and _http_ok(state.gateway_url + "/sandbox/v1/health"):
+        if (
+            state
+            and state.s3.is_alive()
+            and state.control.is_alive()
+            and _http_ok(state.gateway_url + "/sandbox/v1/health")
+        ):
             return state
         return None
 
@@ -100,14 +107,21 @@ class Stack:
         argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port)]
         s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
         try:
-            wait_healthy(s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout)
+            wait_healthy(
+                s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout
+            )
             gw_port = port_or_free(self.settings.gateway_port, host)
             gateway_url = f"http://{host}:{gw_port}"
             argv = [sys.executable, "-m", "sandbox.control", "--port", str(gw_port), "--s3-endpoint", s3_url]
             control = ManagedProcess.start("control-plane", argv, self.settings.log_dir / "control-plane.log", env=env)
             try:
-                wait_healthy(control, "control plane", gateway_url,
-                             lambda: _http_ok(gateway_url + "/sandbox/v1/health"), self.settings.startup_timeout)
+                wait_healthy(
+                    control,
+                    "control plane",
+                    gateway_url,
+                    lambda: _http_ok(gateway_url + "/sandbox/v1/health"),
+                    self.settings.startup_timeout,
+                )
             except BaseException:
                 control.stop()
                 raise

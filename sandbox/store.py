@@ -129,7 +129,7 @@ class Store:
         """Buckets (for ``s3://``) or objects under ``s3://BUCKET/PREFIX`` as {key, size, etag}."""
         if not uri.startswith("s3://"):
             raise UsageError(f"{uri!r} is not an s3:// URI", code="uri.invalid", hint="e.g. s3://models/my-model/")
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         if not bucket:
             with self._s3_errors("listing buckets"):
                 return [{"key": b["Name"] + "/", "size": 0, "etag": ""} for b in self.client.list_buckets()["Buckets"]]
@@ -158,7 +158,11 @@ class Store:
             key = uri.prefix + rel
             with self._s3_errors(f"uploading {path} to s3://{uri.bucket}/{key}"):
                 self.client.upload_file(
-                    str(path), uri.bucket, key, Config=TRANSFER, Callback=bar,
+                    str(path),
+                    uri.bucket,
+                    key,
+                    Config=TRANSFER,
+                    Callback=bar,
                     ExtraArgs={"Metadata": {"sha256": sha256_of(path)}},
                 )
             keys.append(key)
@@ -187,7 +191,8 @@ class Store:
             raise NotFound(
                 f"no objects under {uri}",
                 code="artifact.not-found",
-                hint=f"object keys are case-sensitive; `gdc-sandbox ls s3://{uri.bucket}/{uri.model_id}/` lists what is there",
+                hint=f"object keys are case-sensitive; `gdc-sandbox ls s3://{uri.bucket}/{uri.model_id}/` "
+                "lists what is there",
             )
         written = []
         for obj in objects:

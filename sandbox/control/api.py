@@ -44,10 +44,16 @@ class ControlPlaneApp:
                 Rule("/endpoints/<seg:ns>/<seg:ep>/v1/model:predict", endpoint="predict", methods=["POST"]),
                 Rule("/endpoints/<seg:ns>/<seg:ep>/v1/model:rawPredict", endpoint="raw_predict", methods=["POST"]),
                 Rule("/endpoints/<seg:ns>/<seg:ep>/health", endpoint="health_endpoint", methods=["GET"]),
-                Rule("/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:predict",
-                     endpoint="vertex_predict", methods=["POST"]),
-                Rule("/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:rawPredict",
-                     endpoint="vertex_raw_predict", methods=["POST"]),
+                Rule(
+                    "/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:predict",
+                    endpoint="vertex_predict",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/v1/projects/<seg:ns>/locations/<seg:loc>/endpoints/<seg:ep>:rawPredict",
+                    endpoint="vertex_raw_predict",
+                    methods=["POST"],
+                ),
                 Rule("/v1/model:predict", endpoint="fqdn_predict", methods=["POST"]),
             ],
             converters={"seg": SegmentConverter},
@@ -84,10 +90,16 @@ class ControlPlaneApp:
         for field in ("uri", "image", "endpoint"):
             if not body.get(field):
                 raise UsageError(f"deploy needs {field!r}", code="deploy.bad-request")
-        return json_response(self.controller.deploy(
-            body["uri"], body["image"], body["endpoint"], body.get("namespace"),
-            bool(body.get("force")), int(body.get("replicas", 1)),
-        ))
+        return json_response(
+            self.controller.deploy(
+                body["uri"],
+                body["image"],
+                body["endpoint"],
+                body.get("namespace"),
+                bool(body.get("force")),
+                int(body.get("replicas", 1)),
+            )
+        )
 
     def on_list(self, request: Request, kind: str) -> Response:
         return json_response({"items": self.controller.get(kind, request.args.get("namespace"))})
@@ -103,10 +115,19 @@ class ControlPlaneApp:
         pods = []
         for (_, ns, name), infos in self.controller.pods.all().items():
             for info in infos:
-                pods.append({"deployedModel": name, "namespace": ns, "name": info.name, "framework": info.framework,
-                             "image": info.image, "url": info.base_url, "pid": info.process.pid,
-                             "alive": ProcessRecord(**info.process.__dict__).is_alive(),
-                             "log": info.process.log_path})
+                pods.append(
+                    {
+                        "deployedModel": name,
+                        "namespace": ns,
+                        "name": info.name,
+                        "framework": info.framework,
+                        "image": info.image,
+                        "url": info.base_url,
+                        "pid": info.process.pid,
+                        "alive": ProcessRecord(**info.process.__dict__).is_alive(),
+                        "log": info.process.log_path,
+                    }
+                )
         return json_response({"pods": pods})
 
     def on_iam_list(self, request: Request) -> Response:
@@ -115,22 +136,31 @@ class ControlPlaneApp:
 
     def on_iam_grant(self, request: Request) -> Response:
         body = _json(request)
-        binding = self.controller.iam.grant(body.get("project") or self.controller.settings.project,
-                                            body.get("identity", ""), body.get("role", ""), body.get("bucket"))
+        binding = self.controller.iam.grant(
+            body.get("project") or self.controller.settings.project,
+            body.get("identity", ""),
+            body.get("role", ""),
+            body.get("bucket"),
+        )
         for key in self.controller.store.keys("DeployedModel"):
             self.controller.deployer.enqueue(key)
         return json_response({"granted": binding.__dict__})
 
     def on_iam_revoke(self, request: Request) -> Response:
         body = _json(request)
-        binding = self.controller.iam.revoke(body.get("project") or self.controller.settings.project,
-                                             body.get("identity", ""), body.get("role", ""), body.get("bucket"))
+        binding = self.controller.iam.revoke(
+            body.get("project") or self.controller.settings.project,
+            body.get("identity", ""),
+            body.get("role", ""),
+            body.get("bucket"),
+        )
         return json_response({"revoked": binding.__dict__})
 
     def on_token(self, request: Request) -> Response:
         body = _json(request)
-        token = self.controller.iam.issue_token(body.get("project") or self.controller.settings.project,
-                                                body.get("identity", ""))
+        token = self.controller.iam.issue_token(
+            body.get("project") or self.controller.settings.project, body.get("identity", "")
+        )
         return json_response({"token": token})
 
     # -- prediction ----------------------------------------------------------------------------
@@ -150,15 +180,19 @@ class ControlPlaneApp:
         host = (request.host or "").split(":")[0]
         parts = host.split(".")
         if len(parts) < 3 or not host.endswith(".prediction.sandbox.localhost"):
-            raise NotFound(f"no endpoint is addressed by host {host!r}", code="endpoint.not-found",
-                           hint="use the endpoint's predictURL, or send Host: <endpointFQDN>")
+            raise NotFound(
+                f"no endpoint is addressed by host {host!r}",
+                code="endpoint.not-found",
+                hint="use the endpoint's predictURL, or send Host: <endpointFQDN>",
+            )
         return self.gateway.predict(request, parts[1], parts[0])
 
     def on_health_endpoint(self, request: Request, ns: str, ep: str) -> Response:
         endpoint = self.controller.get("Endpoint", ns, self.controller.find_endpoint(ns, ep)["metadata"]["name"])[0]
         ready = endpoint["status"]["conditions"][0]["status"] == "True"
-        return json_response({"endpoint": ep, "ready": ready, "destinations": endpoint["status"]["destinations"]},
-                             200 if ready else 503)
+        return json_response(
+            {"endpoint": ep, "ready": ready, "destinations": endpoint["status"]["destinations"]}, 200 if ready else 503
+        )
 
 
 def _json(request: Request) -> dict[str, Any]:

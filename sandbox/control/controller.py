@@ -8,7 +8,14 @@ from typing import Any
 from sandbox.control.deployer import Deployer
 from sandbox.control.iam import IAM, default_bindings
 from sandbox.control.pods import Key, PodTable
-from sandbox.control.resources import API_VERSIONS, ATTACH_ANNOTATION, FORCE_ANNOTATION, canonical_kind, endpoint_path_parts, validate
+from sandbox.control.resources import (
+    API_VERSIONS,
+    ATTACH_ANNOTATION,
+    FORCE_ANNOTATION,
+    canonical_kind,
+    endpoint_path_parts,
+    validate,
+)
 from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
@@ -60,8 +67,14 @@ class Controller:
             elif stored["kind"] == "ResourcePool" and changed:
                 for dm in self._deployed_models_using(key):
                     self.deployer.enqueue(_key(dm))
-            results.append({"kind": stored["kind"], "name": stored["metadata"]["name"],
-                            "namespace": stored["metadata"]["namespace"], "changed": changed})
+            results.append(
+                {
+                    "kind": stored["kind"],
+                    "name": stored["metadata"]["name"],
+                    "namespace": stored["metadata"]["namespace"],
+                    "changed": changed,
+                }
+            )
         return results
 
     def _serving_current(self, dm: dict[str, Any]) -> bool:
@@ -73,8 +86,11 @@ class Controller:
         if name is not None:
             item = self.store.get((kind, namespace or self.settings.project, name))
             if item is None:
-                raise NotFound(f'{kind} "{name}" not found in namespace {namespace or self.settings.project}',
-                               code="resource.not-found", hint=f"`gdc-sandbox get {kind}` lists them")
+                raise NotFound(
+                    f'{kind} "{name}" not found in namespace {namespace or self.settings.project}',
+                    code="resource.not-found",
+                    hint=f"`gdc-sandbox get {kind}` lists them",
+                )
             return [self.view(item)]
         return [self.view(item) for item in self.store.list(kind, namespace)]
 
@@ -96,7 +112,8 @@ class Controller:
 
     def _deployed_models_using(self, pool_key: Key) -> list[dict[str, Any]]:
         return [
-            dm for dm in self.store.list("DeployedModel", pool_key[1])
+            dm
+            for dm in self.store.list("DeployedModel", pool_key[1])
             if (dm["spec"].get("resourcePoolRef") or {}).get("name") == pool_key[2]
         ]
 
@@ -112,15 +129,23 @@ class Controller:
             key = ("DeployedModel", ref.get("namespace") or ns, ref["name"])
             dm = self.store.get(key)
             serving = bool(self.pods.get(key))
-            destinations.append({
-                "deployedModel": ref["name"], "trafficPercentage": dest["trafficPercentage"],
-                "deployedModelID": (dm or {}).get("status", {}).get("deployedModelID"), "serving": serving,
-            })
+            destinations.append(
+                {
+                    "deployedModel": ref["name"],
+                    "trafficPercentage": dest["trafficPercentage"],
+                    "deployedModelID": (dm or {}).get("status", {}).get("deployedModelID"),
+                    "serving": serving,
+                }
+            )
             if not serving and dest["trafficPercentage"] > 0:
                 waiting.append(ref["name"] if dm else f"{ref['name']} (not found)")
         if waiting:
-            cond = {"type": "EndpointReady", "status": "False", "reason": "DeployedModelNotReady",
-                    "message": "waiting for DeployedModel(s): " + ", ".join(waiting)}
+            cond = {
+                "type": "EndpointReady",
+                "status": "False",
+                "reason": "DeployedModelNotReady",
+                "message": "waiting for DeployedModel(s): " + ", ".join(waiting),
+            }
         else:
             cond = dict(ENDPOINT_READY)
         endpoint_id = endpoint["spec"].get("id") or name
@@ -140,7 +165,8 @@ class Controller:
         if item is None:
             raise NotFound(
                 f"endpoint {endpoint!r} not found in project {namespace!r}",
-                code="endpoint.not-found", hint="`gdc-sandbox get endpoints -n PROJECT` lists the endpoints",
+                code="endpoint.not-found",
+                hint="`gdc-sandbox get endpoints -n PROJECT` lists the endpoints",
             )
         return item
 
@@ -156,7 +182,9 @@ class Controller:
         if not choices:
             raise SandboxError(
                 f"endpoint {endpoint!r} has no DeployedModel ready to serve",
-                code="endpoint.not-ready", hint="`gdc-sandbox get deployedmodels` shows why", details="",
+                code="endpoint.not-ready",
+                hint="`gdc-sandbox get deployedmodels` shows why",
+                details="",
             ).with_status(503)
         _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
         pod = self.pods.pick(key)
@@ -166,8 +194,16 @@ class Controller:
         return str(dm.get("status", {}).get("deployedModelID", "")), pod, key[2]
 
     # -- deploy shorthand ----------------------------------------------------------------------
-    def deploy(self, uri: str, image: str, endpoint: str, namespace: str | None = None,
-               force: bool = False, replicas: int = 1, machine_type: str = "n2-standard-2-gdc") -> dict[str, Any]:
+    def deploy(
+        self,
+        uri: str,
+        image: str,
+        endpoint: str,
+        namespace: str | None = None,
+        force: bool = False,
+        replicas: int = 1,
+        machine_type: str = "n2-standard-2-gdc",
+    ) -> dict[str, Any]:
         """Write the ResourcePool/DeployedModel/Endpoint trio that `gdc-sandbox deploy` stands for."""
         ns = namespace or self.settings.project
         artifact = ArtifactURI.parse(uri)
@@ -179,21 +215,42 @@ class Controller:
         if force:
             annotations[FORCE_ANNOTATION] = "true"
         documents = [
-            {"apiVersion": api, "kind": "ResourcePool", "metadata": {"name": pool_name, "namespace": ns},
-             "spec": {"resourcePoolID": pool_name, "dedicatedResources": {
-                 "machineSpec": {"machineType": machine_type},
-                 "autoscaling": {"minReplica": replicas, "maxReplica": max(replicas, 1)}}}},
-            {"apiVersion": api, "kind": "DeployedModel",
-             "metadata": {"name": dm_name, "namespace": ns, "annotations": annotations},
-             "spec": {"endpointPath": f"projects/{ns}/locations/{self.settings.location}/endpoints/{endpoint}",
-                      "modelSpec": {"artifactLocation": str(artifact), "id": artifact.model_id,
-                                    "modelVersionID": artifact.version_id,
-                                    "modelContainerSpec": {"imageURI": img.name}},
-                      "resourcePoolRef": {"kind": "ResourcePool", "name": pool_name, "namespace": ns}}},
+            {
+                "apiVersion": api,
+                "kind": "ResourcePool",
+                "metadata": {"name": pool_name, "namespace": ns},
+                "spec": {
+                    "resourcePoolID": pool_name,
+                    "dedicatedResources": {
+                        "machineSpec": {"machineType": machine_type},
+                        "autoscaling": {"minReplica": replicas, "maxReplica": max(replicas, 1)},
+                    },
+                },
+            },
+            {
+                "apiVersion": api,
+                "kind": "DeployedModel",
+                "metadata": {"name": dm_name, "namespace": ns, "annotations": annotations},
+                "spec": {
+                    "endpointPath": f"projects/{ns}/locations/{self.settings.location}/endpoints/{endpoint}",
+                    "modelSpec": {
+                        "artifactLocation": str(artifact),
+                        "id": artifact.model_id,
+                        "modelVersionID": artifact.version_id,
+                        "modelContainerSpec": {"imageURI": img.name},
+                    },
+                    "resourcePoolRef": {"kind": "ResourcePool", "name": pool_name, "namespace": ns},
+                },
+            },
         ]
         self.apply(documents, ns)
-        return {"deployedModel": dm_name, "namespace": ns, "endpoint": endpoint, "resourcePool": pool_name,
-                "imageWarnings": img.warnings()}
+        return {
+            "deployedModel": dm_name,
+            "namespace": ns,
+            "endpoint": endpoint,
+            "resourcePool": pool_name,
+            "imageWarnings": img.warnings(),
+        }
 
     def _on_ready(self, key: Key, dm: dict[str, Any]) -> None:
         """A shorthand deployment is ready: move its endpoint's traffic to it and retire what it replaces."""
@@ -214,10 +271,21 @@ class Controller:
     def attach(self, endpoint: str, dm_name: str, namespace: str | None = None) -> None:
         """Point an endpoint's traffic (100%) at a DeployedModel, creating the endpoint if needed."""
         ns = namespace or self.settings.project
-        doc = {"apiVersion": API_VERSIONS[0], "kind": "Endpoint", "metadata": {"name": endpoint, "namespace": ns},
-               "spec": {"id": endpoint, "createDns": True, "destinations": [
-                   {"serviceRef": {"kind": "DeployedModel", "name": dm_name, "namespace": ns},
-                    "trafficPercentage": 100}]}}
+        doc = {
+            "apiVersion": API_VERSIONS[0],
+            "kind": "Endpoint",
+            "metadata": {"name": endpoint, "namespace": ns},
+            "spec": {
+                "id": endpoint,
+                "createDns": True,
+                "destinations": [
+                    {
+                        "serviceRef": {"kind": "DeployedModel", "name": dm_name, "namespace": ns},
+                        "trafficPercentage": 100,
+                    }
+                ],
+            },
+        }
         self.apply([doc], ns)
 
 

@@ -31,8 +31,13 @@ READY = {"type": "DeployedModel", "status": "True", "reason": "Ready", "message"
 
 
 def condition(status: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": "DeployedModel", "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": now_rfc3339()}
+    return {
+        "type": "DeployedModel",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now_rfc3339(),
+    }
 
 
 def deployed_model_id(uid: str) -> str:
@@ -181,9 +186,8 @@ class Deployer:
         report = check_artifact(artifact_dir, image)
         if not report.ok:
             error = DeployFailed(
-                "the artifact will not serve: " + "; ".join(
-                    f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"
-                ),
+                "the artifact will not serve: "
+                + "; ".join(f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"),
                 code="deploy.ArtifactInvalid",
                 hint="run `gdc-sandbox check` on the artifact; deploy with --force to watch the model server fail",
             )
@@ -198,12 +202,16 @@ class Deployer:
 
         def start_one(index: int) -> PodInfo:
             pod_name = f"{namespace}-{name}-g{generation}-{suffix}-{index}"
-            pod = runtime(PodSpec(
-                name=pod_name, image=image, artifact_dir=artifact_dir,
-                pod_dir=self.settings.run_dir / "pods" / pod_name,
-                log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
-                host=self.settings.host,
-            ))
+            pod = runtime(
+                PodSpec(
+                    name=pod_name,
+                    image=image,
+                    artifact_dir=artifact_dir,
+                    pod_dir=self.settings.run_dir / "pods" / pod_name,
+                    log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
+                    host=self.settings.host,
+                )
+            )
             return pod.start(self.settings.deploy_timeout)
 
         with ThreadPoolExecutor(max_workers=replicas) as pool:

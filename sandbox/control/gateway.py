@@ -38,14 +38,19 @@ class PredictionGateway:
         if self.auth is not None:
             self.auth(request, namespace)
         if (request.content_length or 0) > self.limit:
-            raise UsageError(f"Request payload size exceeds the limit: {self.limit} bytes.",
-                             code="predict.payload-too-large",
-                             hint="send fewer instances per request, or export a signature that takes compact "
-                                  "inputs (e.g. b64-encoded image bytes instead of float arrays)")
+            raise UsageError(
+                f"Request payload size exceeds the limit: {self.limit} bytes.",
+                code="predict.payload-too-large",
+                hint="send fewer instances per request, or export a signature that takes compact "
+                "inputs (e.g. b64-encoded image bytes instead of float arrays)",
+            )
         data = request.get_data(cache=False)
         if len(data) > self.limit:
-            raise UsageError(f"Request payload size exceeds the limit: {self.limit} bytes.",
-                             code="predict.payload-too-large", hint="send fewer instances per request")
+            raise UsageError(
+                f"Request payload size exceeds the limit: {self.limit} bytes.",
+                code="predict.payload-too-large",
+                hint="send fewer instances per request",
+            )
         dm_id, pod, _ = self.controller.route(namespace, endpoint)
         if raw:
             return self._forward_raw(pod, data, request.content_type or "application/json", dm_id)
@@ -57,37 +62,60 @@ class PredictionGateway:
         try:
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"request body is not valid JSON: {exc}", code="predict.malformed-json",
-                             hint='send {"instances": [...]} with Content-Type: application/json') from None
+            raise UsageError(
+                f"request body is not valid JSON: {exc}",
+                code="predict.malformed-json",
+                hint='send {"instances": [...]} with Content-Type: application/json',
+            ) from None
         if not isinstance(body, dict) or "instances" not in body:
-            raise UsageError('request body must be a JSON object with an "instances" list',
-                             code="predict.missing-instances",
-                             hint='wrap the examples: {"instances": [[1.0, 2.0]]}; the outer list is the batch')
+            raise UsageError(
+                'request body must be a JSON object with an "instances" list',
+                code="predict.missing-instances",
+                hint='wrap the examples: {"instances": [[1.0, 2.0]]}; the outer list is the batch',
+            )
         if not isinstance(body["instances"], list) or not body["instances"]:
-            raise UsageError('"instances" must be a non-empty list (the outer list is the batch)',
-                             code="predict.bad-instances", hint='e.g. {"instances": [[1.0, 2.0, 3.0, 4.0]]}')
+            raise UsageError(
+                '"instances" must be a non-empty list (the outer list is the batch)',
+                code="predict.bad-instances",
+                hint='e.g. {"instances": [[1.0, 2.0, 3.0, 4.0]]}',
+            )
         if "parameters" in body and not isinstance(body["parameters"], dict):
-            raise UsageError('"parameters" must be a JSON object', code="predict.bad-parameters",
-                             hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out')
+            raise UsageError(
+                '"parameters" must be a JSON object',
+                code="predict.bad-parameters",
+                hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out',
+            )
         return {"instances": body["instances"]}
 
     def _post(self, pod: PodInfo, data: bytes, content_type: str) -> requests.Response:
         try:
-            return self.session.post(pod.base_url + pod.predict_path, data=data,
-                                     headers={"Content-Type": content_type},
-                                     timeout=self.controller.settings.deploy_timeout)
+            return self.session.post(
+                pod.base_url + pod.predict_path,
+                data=data,
+                headers={"Content-Type": content_type},
+                timeout=self.controller.settings.deploy_timeout,
+            )
         except requests.RequestException as exc:
-            raise SandboxError(f"the model server of this endpoint did not answer: {exc}",
-                               code="predict.model-server-unreachable",
-                               hint="`gdc-sandbox status` shows whether the pod is still running").with_status(503) from None
+            raise SandboxError(
+                f"the model server of this endpoint did not answer: {exc}",
+                code="predict.model-server-unreachable",
+                hint="`gdc-sandbox status` shows whether the pod is still running",
+            ).with_status(503) from None
 
     def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str) -> Response:
         response = self._post(pod, json.dumps(payload).encode(), "application/json")
         if len(response.content) > self.limit:
-            return json_response(error_body(
-                400, f"Response size too large. Received at least {len(response.content)} bytes; "
-                f"the limit is {self.limit} bytes.", "predict.response-too-large",
-                "request fewer instances, or trim the signature's outputs", deployedModelId=dm_id), 400)
+            return json_response(
+                error_body(
+                    400,
+                    f"Response size too large. Received at least {len(response.content)} bytes; "
+                    f"the limit is {self.limit} bytes.",
+                    "predict.response-too-large",
+                    "request fewer instances, or trim the signature's outputs",
+                    deployedModelId=dm_id,
+                ),
+                400,
+            )
         try:
             body = response.json()
         except ValueError:
@@ -101,15 +129,27 @@ class PredictionGateway:
         hint = "this is the model server's own error for your request"
         if cause:
             hint += f"; its log says: {cause}"
-        return json_response(error_body(status, message, "predict.model-server-error", hint,
-                                        deployedModelId=dm_id, modelServerStatus=response.status_code,
-                                        modelServerLog=pod.process.log_path), status)
+        return json_response(
+            error_body(
+                status,
+                message,
+                "predict.model-server-error",
+                hint,
+                deployedModelId=dm_id,
+                modelServerStatus=response.status_code,
+                modelServerLog=pod.process.log_path,
+            ),
+            status,
+        )
 
     def _forward_raw(self, pod: PodInfo, data: bytes, content_type: str, dm_id: str) -> Response:
         response = self._post(pod, data, content_type)
-        return Response(response.content, status=response.status_code,
-                        content_type=response.headers.get("Content-Type", "application/json"),
-                        headers={"X-Vertex-AI-Deployed-Model-Id": dm_id})
+        return Response(
+            response.content,
+            status=response.status_code,
+            content_type=response.headers.get("Content-Type", "application/json"),
+            headers={"X-Vertex-AI-Deployed-Model-Id": dm_id},
+        )
 
 
 _ERROR_LINE = re.compile(r"\b([A-Z]\w*(?:Error|Exception)\b.*)")

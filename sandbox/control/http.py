@@ -12,9 +12,19 @@ from werkzeug.wrappers import Response
 from sandbox.errors import SandboxError
 
 STATUS_NAMES = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-    405: "UNIMPLEMENTED", 409: "ALREADY_EXISTS", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ALREADY_EXISTS",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
@@ -43,15 +53,25 @@ def error_response(exc: Exception) -> Response:
     """The one place exceptions become HTTP answers: never a traceback."""
     if isinstance(exc, SandboxError):
         return json_response(
-            error_body(exc.http_status, exc.message, exc.code, exc.hint, details=exc.details,
-                       diagnostics=getattr(exc, "diagnostics", None)),
+            error_body(
+                exc.http_status,
+                exc.message,
+                exc.code,
+                exc.hint,
+                details=exc.details,
+                diagnostics=getattr(exc, "diagnostics", None),
+            ),
             exc.http_status,
         )
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         return json_response(error_body(status, exc.description or exc.name, f"http.{status}"), status)
     return json_response(
-        error_body(500, f"internal error: {type(exc).__name__}: {exc}", "internal",
-                   "this is a sandbox bug; the control plane log has the traceback"),
+        error_body(
+            500,
+            f"internal error: {type(exc).__name__}: {exc}",
+            "internal",
+            "this is a sandbox bug; the control plane log has the traceback",
+        ),
         500,
     )

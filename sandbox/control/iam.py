@@ -64,7 +64,8 @@ class IAM:
             if binding not in self.bindings:
                 raise NotFound(
                     f"{identity} does not hold {role} on {binding.resource} in project {project}",
-                    code="iam.no-such-binding", hint="`gdc-sandbox iam list` shows the bindings",
+                    code="iam.no-such-binding",
+                    hint="`gdc-sandbox iam list` shows the bindings",
                 )
             self.bindings.discard(binding)
             self._save()
@@ -72,7 +73,9 @@ class IAM:
 
     def list(self, project: str | None = None) -> list[Binding]:
         with self._lock:
-            return sorted((b for b in self.bindings if project in (None, b.project)), key=lambda b: tuple(asdict(b).values()))
+            return sorted(
+                (b for b in self.bindings if project in (None, b.project)), key=lambda b: tuple(asdict(b).values())
+            )
 
     def can_read_bucket(self, project: str, identity: str, bucket: str) -> bool:
         with self._lock:
@@ -99,7 +102,9 @@ class IAM:
             raise UsageError(f"unknown role {role!r}", code="iam.unknown-role", hint="roles: " + ", ".join(ROLES))
         if ROLES[role] == "bucket":
             if not resource:
-                raise UsageError(f"{role} is granted on a bucket", code="iam.bucket-required", hint="pass --bucket NAME")
+                raise UsageError(
+                    f"{role} is granted on a bucket", code="iam.bucket-required", hint="pass --bucket NAME"
+                )
             return Binding(project, identity, role, resource)
         return Binding(project, identity, role, project)
 

@@ -21,17 +21,31 @@ API_GROUP = "prediction.aiplatform.gdc.goog"
 API_VERSIONS = (f"{API_GROUP}/v1", "aiplatform.gdc.goog/v1")
 KINDS = ("ResourcePool", "DeployedModel", "Endpoint")
 KIND_ALIASES = {
-    "resourcepool": "ResourcePool", "resourcepools": "ResourcePool", "rp": "ResourcePool",
-    "deployedmodel": "DeployedModel", "deployedmodels": "DeployedModel", "dm": "DeployedModel",
-    "endpoint": "Endpoint", "endpoints": "Endpoint", "ep": "Endpoint",
+    "resourcepool": "ResourcePool",
+    "resourcepools": "ResourcePool",
+    "rp": "ResourcePool",
+    "deployedmodel": "DeployedModel",
+    "deployedmodels": "DeployedModel",
+    "dm": "DeployedModel",
+    "endpoint": "Endpoint",
+    "endpoints": "Endpoint",
+    "ep": "Endpoint",
 }
 MACHINE_TYPES = {
-    "n2-standard-2-gdc": 2, "n2-standard-4-gdc": 4, "n2-standard-8-gdc": 8, "n2-highmem-2-gdc": 2,
-    "n2-highmem-4-gdc": 4, "n2-highmem-8-gdc": 8, "a2-highgpu-1g-gdc": 12, "a2-ultragpu-1g-gdc": 12,
+    "n2-standard-2-gdc": 2,
+    "n2-standard-4-gdc": 4,
+    "n2-standard-8-gdc": 8,
+    "n2-highmem-2-gdc": 2,
+    "n2-highmem-4-gdc": 4,
+    "n2-highmem-8-gdc": 8,
+    "a2-highgpu-1g-gdc": 12,
+    "a2-ultragpu-1g-gdc": 12,
 }
 ACCELERATORS = ("nvidia-a100-80gb", "nvidia-a100-40gb", "nvidia-h100-80gb", "")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_ENDPOINT_PATH = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/endpoints/(?P<endpoint>[^/]+)$")
+_ENDPOINT_PATH = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/endpoints/(?P<endpoint>[^/]+)$"
+)
 FORCE_ANNOTATION = "sandbox.gdc.goog/skip-preflight"
 ATTACH_ANNOTATION = "sandbox.gdc.goog/attach-to-endpoint"
 """Set by `gdc-sandbox deploy`: once Ready, the DeployedModel takes the endpoint's traffic and replaces
@@ -200,7 +214,9 @@ class Document(BaseModel):
 def canonical_kind(kind: str) -> str:
     found = KIND_ALIASES.get(kind.lower()) or (kind if kind in KINDS else None)
     if found is None:
-        raise UsageError(f"unknown resource kind {kind!r}", code="resource.unknown-kind", hint="use one of: " + ", ".join(KINDS))
+        raise UsageError(
+            f"unknown resource kind {kind!r}", code="resource.unknown-kind", hint="use one of: " + ", ".join(KINDS)
+        )
     return found
 
 
@@ -213,14 +229,18 @@ def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any
         if doc.apiVersion not in API_VERSIONS:
             raise UsageError(
                 f"{where}: apiVersion {doc.apiVersion!r} is not served here",
-                code="resource.invalid", hint=f"use apiVersion: {API_VERSIONS[0]}",
+                code="resource.invalid",
+                hint=f"use apiVersion: {API_VERSIONS[0]}",
             )
         spec = SPECS[doc.kind].model_validate(doc.spec)
     except ValidationError as exc:
         prefix = "spec." if "doc" in locals() else ""
-        raise UsageError(f"{where}: invalid {document.get('kind', 'resource')}", code="resource.invalid",
-                         details=_explain(exc, prefix, SPECS.get(str(document.get("kind")))),
-                         hint="fix the fields named above; nothing was applied") from None
+        raise UsageError(
+            f"{where}: invalid {document.get('kind', 'resource')}",
+            code="resource.invalid",
+            details=_explain(exc, prefix, SPECS.get(str(document.get("kind")))),
+            hint="fix the fields named above; nothing was applied",
+        ) from None
     metadata = doc.metadata.model_dump(exclude_none=True)
     metadata["namespace"] = doc.metadata.namespace or default_namespace
     return {

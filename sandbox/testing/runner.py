@@ -20,8 +20,16 @@ from sandbox.testing.scenario import Built, Case, Scenario, load_builder
 class ScenarioFailure(AssertionError):
     """A scenario expectation that did not hold; carries the evidence for the report."""
 
-    def __init__(self, summary: str, *, request: Any = None, expected: Any = None, actual: Any = None,
-                 tolerance: str = "", log_tail: str = "") -> None:
+    def __init__(
+        self,
+        summary: str,
+        *,
+        request: Any = None,
+        expected: Any = None,
+        actual: Any = None,
+        tolerance: str = "",
+        log_tail: str = "",
+    ) -> None:
         super().__init__(summary)
         self.summary = summary
         self.request = request
@@ -74,8 +82,13 @@ class ScenarioRun:
             self._assert_check(uri)
         self.endpoint = f"scn-{self.scenario.scenario}"[:50]
         try:
-            deployment = self.sandbox.deploy(uri, self.scenario.image, self.endpoint, force=self.scenario.deploy.force,
-                                             replicas=self.scenario.deploy.replicas)
+            deployment = self.sandbox.deploy(
+                uri,
+                self.scenario.image,
+                self.endpoint,
+                force=self.scenario.deploy.force,
+                replicas=self.scenario.deploy.replicas,
+            )
             self.deployed_model = deployment.deployed_model
             self.created = [("Endpoint", self.endpoint), ("DeployedModel", deployment.deployed_model)]
         except SandboxError as exc:
@@ -91,9 +104,11 @@ class ScenarioRun:
         codes = [d.code for d in report.diagnostics]
         missing = [c for c in expect.codes if c not in codes]
         if missing or (expect.ok is not None and report.ok != expect.ok):
-            raise ScenarioFailure("the preflight checker did not report what the scenario expects",
-                                  expected={"codes": expect.codes, "ok": expect.ok},
-                                  actual={"codes": codes, "ok": report.ok})
+            raise ScenarioFailure(
+                "the preflight checker did not report what the scenario expects",
+                expected={"codes": expect.codes, "ok": expect.ok},
+                actual={"codes": codes, "ok": report.ok},
+            )
 
     def _assert_deploy(self) -> None:
         expect = self.scenario.deploy
@@ -107,9 +122,12 @@ class ScenarioRun:
             text = f"{self.deploy_error.message}\n{self.deploy_error.details}"
             absent = [w for w in wanted_list if w not in text]
             if absent:
-                raise ScenarioFailure("the deploy failure does not carry the expected message",
-                                      expected=absent, actual=self.deploy_error.message,
-                                      log_tail=self.deploy_error.details)
+                raise ScenarioFailure(
+                    "the deploy failure does not carry the expected message",
+                    expected=absent,
+                    actual=self.deploy_error.message,
+                    log_tail=self.deploy_error.details,
+                )
 
     def run_case(self, case: Case) -> None:
         self.prepare()
@@ -120,11 +138,20 @@ class ScenarioRun:
         expect = case.expect
         request = case.body if case.body is not None else {"instances": case.instances}
         if status != expect.status:
-            raise ScenarioFailure(f"HTTP {status}, expected {expect.status}", request=request,
-                                  expected=expect.status, actual=answer, log_tail=self._log_tail())
+            raise ScenarioFailure(
+                f"HTTP {status}, expected {expect.status}",
+                request=request,
+                expected=expect.status,
+                actual=answer,
+                log_tail=self._log_tail(),
+            )
         if expect.error_contains and expect.error_contains not in json.dumps(answer):
-            raise ScenarioFailure("the error does not carry the expected text", request=request,
-                                  expected=expect.error_contains, actual=answer)
+            raise ScenarioFailure(
+                "the error does not carry the expected text",
+                request=request,
+                expected=expect.error_contains,
+                actual=answer,
+            )
         predictions = answer.get("predictions") if isinstance(answer, dict) else None
         if expect.predictions is not None:
             _assert_close(predictions, expect.predictions, expect.atol, expect.rtol, request)
@@ -155,8 +182,13 @@ class ScenarioRun:
 
 def _assert_close(actual: Any, expected: Any, atol: float, rtol: float, request: Any) -> None:
     if not _close(actual, expected, atol, rtol):
-        raise ScenarioFailure("predictions differ from the expected values", request=request,
-                              expected=expected, actual=actual, tolerance=f"atol={atol} rtol={rtol}")
+        raise ScenarioFailure(
+            "predictions differ from the expected values",
+            request=request,
+            expected=expected,
+            actual=actual,
+            tolerance=f"atol={atol} rtol={rtol}",
+        )
 
 
 def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:

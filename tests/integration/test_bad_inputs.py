@@ -16,8 +16,9 @@ from sandbox.engine import Sandbox
 pytestmark = pytest.mark.slow
 
 
-def test_wrong_uris_are_refused_before_anything_is_uploaded(cli: Callable[..., Any], sandbox: Sandbox,
-                                                            torch_model: tuple[Path, Any]) -> None:
+def test_wrong_uris_are_refused_before_anything_is_uploaded(
+    cli: Callable[..., Any], sandbox: Sandbox, torch_model: tuple[Path, Any]
+) -> None:
     folder, _ = torch_model
     for uri in ("s3://models/only-model-id", "s3://models/m/1/model.mar", "gs://models/m/1"):
         code, out, err = cli("upload", str(folder), uri, "--quiet")
@@ -29,8 +30,9 @@ def test_wrong_uris_are_refused_before_anything_is_uploaded(cli: Callable[..., A
     assert code == 2 and "unknown prebuilt image" in err
 
 
-def test_gateway_errors_are_json_with_reason_and_hint(sandbox: Sandbox, cli: Callable[..., Any],
-                                                      torch_model: tuple[Path, Any]) -> None:
+def test_gateway_errors_are_json_with_reason_and_hint(
+    sandbox: Sandbox, cli: Callable[..., Any], torch_model: tuple[Path, Any]
+) -> None:
     folder, _ = torch_model
     cli("upload", str(folder), "s3://models/bad-in/1", "--quiet")
     assert cli("deploy", "s3://models/bad-in/1", "--image", "pytorch-cpu.2-4", "--endpoint", "bad-in")[0] == 0
@@ -83,11 +85,14 @@ def test_failed_rollout_keeps_the_previous_version_serving(
     broken = tmp_path / "broken"
     broken.mkdir()
     with zipfile.ZipFile(broken / "model.mar", "w") as archive:
-        archive.writestr("MAR-INF/MANIFEST.json", json.dumps({"model": {"modelName": "model", "handler": "nope.py",
-                                                                         "serializedFile": "missing.pt"}}))
+        archive.writestr(
+            "MAR-INF/MANIFEST.json",
+            json.dumps({"model": {"modelName": "model", "handler": "nope.py", "serializedFile": "missing.pt"}}),
+        )
     cli("upload", str(broken), "s3://models/rollout/2", "--quiet")
-    code, _, err = cli("deploy", "s3://models/rollout/2", "--image", "pytorch-cpu.2-4", "--endpoint", "rollout",
-                       "--force")
+    code, _, err = cli(
+        "deploy", "s3://models/rollout/2", "--image", "pytorch-cpu.2-4", "--endpoint", "rollout", "--force"
+    )
     assert code == 1 and "failed" in err
     status, answer = sandbox.predict("rollout", [[1.0, 2.0, 3.0, 4.0]])
     assert status == 200 and answer["deployedModelId"] == first["deployedModelId"]

@@ -49,8 +49,9 @@ def test_tf_model_serves_keras_numbers(cli: Callable[..., Any], tf_model: tuple[
 
 
 @pytest.mark.tfserving
-def test_vertex_style_route_and_model_server_errors(sandbox: Any, cli: Callable[..., Any],
-                                                    tf_model: tuple[Path, Any]) -> None:
+def test_vertex_style_route_and_model_server_errors(
+    sandbox: Any, cli: Callable[..., Any], tf_model: tuple[Path, Any]
+) -> None:
     folder, _ = tf_model
     cli("upload", str(folder), "s3://models/e2e-tf-routes/1", "--quiet")
     assert cli("deploy", "s3://models/e2e-tf-routes/1", "--image", "tf2-cpu.2-18", "--endpoint", "routes")[0] == 0

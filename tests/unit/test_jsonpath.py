@@ -3,12 +3,16 @@ import pytest
 from sandbox.errors import UsageError
 from sandbox.jsonpath import render_jsonpath
 
-DOC = {"status": {"primaryCondition": {"reason": "Ready", "message": "DeployedModel is ready"}},
-       "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]}
+DOC = {
+    "status": {"primaryCondition": {"reason": "Ready", "message": "DeployedModel is ready"}},
+    "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}],
+}
 
 
 def test_map_values_print_as_json_and_strings_bare() -> None:
-    assert render_jsonpath(DOC, "{.status.primaryCondition}") == '{"reason": "Ready", "message": "DeployedModel is ready"}'
+    assert (
+        render_jsonpath(DOC, "{.status.primaryCondition}") == '{"reason": "Ready", "message": "DeployedModel is ready"}'
+    )
     assert render_jsonpath(DOC, "{.status.primaryCondition.reason}") == "Ready"
 
 

@@ -9,7 +9,9 @@ from sandbox.process import ManagedProcess, ProcessRecord, tail
 
 def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('started', flush=True); time.sleep(60)"
-    proc = ManagedProcess.start("t", [sys.executable, "-c", script], tmp_path / "t.log", record_path=tmp_path / "t.json")
+    proc = ManagedProcess.start(
+        "t", [sys.executable, "-c", script], tmp_path / "t.log", record_path=tmp_path / "t.json"
+    )
     deadline = time.monotonic() + 10
     while "started" not in tail(tmp_path / "t.log") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -22,8 +24,9 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_record_survives_a_round_trip_and_rejects_pid_reuse(tmp_path: Path) -> None:
-    proc = ManagedProcess.start("t", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "t.log",
-                                record_path=tmp_path / "t.json")
+    proc = ManagedProcess.start(
+        "t", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "t.log", record_path=tmp_path / "t.json"
+    )
     try:
         record = ProcessRecord.load(tmp_path / "t.json")
         assert record is not None and record.is_alive()

@@ -13,7 +13,9 @@ DM = {
     "spec": {
         "endpointPath": "projects/p/locations/l/endpoints/ep",
         "modelSpec": {
-            "artifactLocation": "s3://models/m/1/", "id": "m", "modelVersionID": "1",
+            "artifactLocation": "s3://models/m/1/",
+            "id": "m",
+            "modelVersionID": "1",
             "modelContainerSpec": {"imageURI": "gcr.io/aiml/prediction/containers/tf2-cpu.2-18:latest"},
         },
         "resourcePoolRef": {"kind": "ResourcePool", "name": "pool", "namespace": "p"},
@@ -61,13 +63,30 @@ def test_ids_must_match_the_artifact_location() -> None:
 
 
 def test_endpoint_traffic_must_sum_to_100_and_pool_replicas_are_ordered() -> None:
-    endpoint = {"apiVersion": API, "kind": "Endpoint", "metadata": {"name": "ep"},
-                "spec": {"destinations": [{"serviceRef": {"kind": "DeployedModel", "name": "a"}, "trafficPercentage": 60},
-                                          {"serviceRef": {"kind": "DeployedModel", "name": "b"}, "trafficPercentage": 30}]}}
+    endpoint = {
+        "apiVersion": API,
+        "kind": "Endpoint",
+        "metadata": {"name": "ep"},
+        "spec": {
+            "destinations": [
+                {"serviceRef": {"kind": "DeployedModel", "name": "a"}, "trafficPercentage": 60},
+                {"serviceRef": {"kind": "DeployedModel", "name": "b"}, "trafficPercentage": 30},
+            ]
+        },
+    }
     _invalid(endpoint, "add up to 100 (got 90)")
-    pool = {"apiVersion": API, "kind": "ResourcePool", "metadata": {"name": "pool"},
-            "spec": {"resourcePoolID": "pool", "dedicatedResources": {
-                "machineSpec": {"machineType": "n2-standard-2-gdc"}, "autoscaling": {"minReplica": 3, "maxReplica": 2}}}}
+    pool = {
+        "apiVersion": API,
+        "kind": "ResourcePool",
+        "metadata": {"name": "pool"},
+        "spec": {
+            "resourcePoolID": "pool",
+            "dedicatedResources": {
+                "machineSpec": {"machineType": "n2-standard-2-gdc"},
+                "autoscaling": {"minReplica": 3, "maxReplica": 2},
+            },
+        },
+    }
     _invalid(pool, "maxReplica (2) must be >= minReplica (3)")
     pool["spec"]["dedicatedResources"]["autoscaling"] = {"minReplica": 1, "maxReplica": 2}
     pool["spec"]["dedicatedResources"]["machineSpec"]["machineType"] = "huge-machine"

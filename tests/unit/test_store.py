@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import Conflict, NotFound, UsageError
-from sandbox.store import Store, StorageError, expected_etag
+from sandbox.store import StorageError, Store, expected_etag
 from sandbox.uri import ArtifactURI
 
 
@@ -18,12 +18,21 @@ def _tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def test_upload_verifies_and_download_round_trips_bytes(store: Store, tmp_path: Path) -> None:
-    src = _tree(tmp_path / "src", {"saved_model.pb": b"pb", "variables/variables.index": b"i",
-                                   "variables/variables.data-00000-of-00001": os.urandom(9 * 1024 * 1024)})
+    src = _tree(
+        tmp_path / "src",
+        {
+            "saved_model.pb": b"pb",
+            "variables/variables.index": b"i",
+            "variables/variables.data-00000-of-00001": os.urandom(9 * 1024 * 1024),
+        },
+    )
     uri = ArtifactURI.parse("s3://models/m/1")
     result = store.upload(src, uri, progress=False)
-    assert sorted(result.keys) == ["m/1/saved_model.pb", "m/1/variables/variables.data-00000-of-00001",
-                                   "m/1/variables/variables.index"]
+    assert sorted(result.keys) == [
+        "m/1/saved_model.pb",
+        "m/1/variables/variables.data-00000-of-00001",
+        "m/1/variables/variables.index",
+    ]
     head = store.client.head_object(Bucket="models", Key="m/1/variables/variables.data-00000-of-00001")
     assert head["ETag"].strip('"').endswith("-2")  # multipart, and still verified
     out = tmp_path / "out"
