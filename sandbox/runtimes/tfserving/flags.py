@@ -1,0 +1,81 @@
+"""Command-line flags of ``tensorflow_model_server`` that this server understands.
+
+Both ``--flag=value`` and ``--flag value`` work (argparse). Flags of the real binary that change
+nothing here are accepted and reported once as ignored, so a real invocation still starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+# Real flags with no effect in this emulation (accepted so the same command line works).
+IGNORED_FLAGS = (
+    "enable_batching", "batching_parameters_file", "allow_version_labels_for_unavailable_models",
+    "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+    "enable_model_warmup", "num_load_threads", "num_unload_threads", "max_num_load_retries",
+    "load_retry_interval_micros", "monitoring_config_file", "ssl_config_file", "platform_config_file",
+    "per_process_gpu_memory_fraction", "saved_model_tags", "grpc_channel_arguments",
+    "grpc_max_threads", "enable_signature_method_name_check", "xla_cpu_compilation_enabled",
+    "flush_filesystem_caches", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
+    "use_tflite_model", "grpc_socket_path", "rest_api_enable_cors_support", "model_warmup_options",
+    "enable_profiler", "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
+)
+
+
+@dataclass
+class Flags:
+    """Parsed server options (names match the real binary's flags)."""
+
+    port: int = 8500
+    rest_api_port: int = 0
+    rest_api_host: str = "127.0.0.1"
+    grpc_host: str = "127.0.0.1"
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    model_config_file_poll_wait_seconds: float = 1.0
+    file_system_poll_wait_seconds: float = 1.0
+    rest_api_num_threads: int = 16
+    rest_api_timeout_in_ms: int = 30000
+    saved_model_tags: str = "serve"
+    ignored: tuple[str, ...] = ()
+
+
+def _bool_flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "")
+
+
+def parse_flags(argv: list[str]) -> Flags:
+    """Parse ``argv`` (without the program name) into :class:`Flags`; exits with usage on error."""
+    p = argparse.ArgumentParser(prog="tensorflow_model_server (sandbox)", allow_abbrev=False)
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (0 disables gRPC)")
+    p.add_argument("--rest_api_port", type=int, default=0, help="REST port (0 disables REST)")
+    p.add_argument("--rest_api_host", default="127.0.0.1")
+    p.add_argument("--grpc_host", default="127.0.0.1", help="sandbox-only: gRPC bind address")
+    p.add_argument("--model_name", default="default")
+    p.add_argument("--model_base_path", default="")
+    p.add_argument("--model_config_file", default="")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=1.0)
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    p.add_argument("--rest_api_num_threads", type=int, default=16)
+    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30000)
+    p.add_argument("--saved_model_tags", default="serve")
+    for name in IGNORED_FLAGS:
+        if name != "saved_model_tags":
+            p.add_argument(f"--{name}", default=None, nargs="?", const="true")
+    ns = p.parse_args(argv)
+    if not ns.model_base_path and not ns.model_config_file:
+        p.error("Both server_options.model_base_path and server_options.model_config_file are empty!")
+    if ns.model_base_path and ns.model_config_file:
+        p.error("--model_base_path and --model_config_file are mutually exclusive")
+    ignored = tuple(n for n in IGNORED_FLAGS if n != "saved_model_tags" and getattr(ns, n) is not None)
+    return Flags(
+        port=ns.port, rest_api_port=ns.rest_api_port, rest_api_host=ns.rest_api_host,
+        grpc_host=ns.grpc_host, model_name=ns.model_name, model_base_path=ns.model_base_path,
+        model_config_file=ns.model_config_file,
+        model_config_file_poll_wait_seconds=ns.model_config_file_poll_wait_seconds,
+        file_system_poll_wait_seconds=ns.file_system_poll_wait_seconds,
+        rest_api_num_threads=ns.rest_api_num_threads, rest_api_timeout_in_ms=ns.rest_api_timeout_in_ms,
+        saved_model_tags=ns.saved_model_tags, ignored=ignored,
+    )
