@@ -114,7 +114,7 @@ def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
         body = json.dumps({"instances": instances}).encode()
     else:
         raise UsageError("give --instances JSON or --file request.json")
-    status, answer = sb.predict(args.endpoint, body=body, namespace=args.project, raw=args.raw)
+    status, answer = sb.predict(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
     _out(json.dumps(answer))
     return 0 if status < 400 else 1
 
@@ -178,6 +178,9 @@ def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
         for b in sb.iam("list", project=args.project)["bindings"]:
             rows.append((b["project"], b["identity"], b["role"], b["resource"]))
         _table(rows)
+        return 0
+    if args.action == "token":
+        _out(sb.iam("token", project=args.project, identity=args.identity)["token"])
         return 0
     result = sb.iam(args.action, project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
     _out(f"{args.action}: {json.dumps(next(iter(result.values())))}")
@@ -252,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a request body file")
     p.add_argument("--project")
     p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
+    p.add_argument("--token", help="bearer token, when prediction authorization is on")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("check", help="preflight: explain why an artifact will not serve")
@@ -280,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--namespace")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("iam", help="role bindings: grant | revoke | list")
-    p.add_argument("action", choices=("grant", "revoke", "list"))
+    p = sub.add_parser("iam", help="role bindings and prediction tokens: grant | revoke | list | token")
+    p.add_argument("action", choices=("grant", "revoke", "list", "token"))
     p.add_argument("--project")
     p.add_argument("--identity", default=SERVING_IDENTITY)
     p.add_argument("--role")

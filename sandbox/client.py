@@ -21,7 +21,7 @@ class RemoteError(SandboxError):
             details=str(error.get("details", "")),
         )
         self.http_status = status
-        self.exit_code = 2 if error.get("reason", "").startswith(("usage", "uri.", "resource.", "image.")) else 1
+        self.exit_code = 2 if status == 400 else 1  # a malformed request vs. a refusal
         self.body = body
         self.diagnostics = error.get("diagnostics")
 
@@ -51,7 +51,10 @@ class ControlPlaneClient:
             raise RemoteError(response.status_code, data)
         return data
 
-    def post_raw(self, path: str, body: bytes, content_type: str = "application/json") -> requests.Response:
+    def post_raw(
+        self, path: str, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> requests.Response:
         return self.session.post(
-            self.base_url + path, data=body, headers={"Content-Type": content_type}, timeout=self.timeout
+            self.base_url + path, data=body, headers={"Content-Type": content_type, **(headers or {})},
+            timeout=self.timeout,
         )

@@ -212,6 +212,8 @@ class Sandbox:
         client = self.client()
         if action == "list":
             return dict(client.call("GET", f"{ADMIN}/iam", params={k: v for k, v in binding.items() if v}))
+        if action == "token":
+            return dict(client.call("POST", f"{ADMIN}/tokens", binding))
         method = {"grant": "POST", "revoke": "DELETE"}[action]
         return dict(client.call(method, f"{ADMIN}/iam", binding))
 
@@ -224,12 +226,14 @@ class Sandbox:
         body: bytes | None = None,
         namespace: str | None = None,
         raw: bool = False,
+        token: str | None = None,
     ) -> tuple[int, Any]:
         """POST to the endpoint's predict route; returns (HTTP status, parsed JSON body)."""
         ns = namespace or self.settings.project
         verb = "rawPredict" if raw else "predict"
         payload = body if body is not None else json.dumps({"instances": instances}).encode()
-        response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload, headers=headers)
         try:
             return response.status_code, response.json()
         except ValueError:

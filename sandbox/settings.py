@@ -8,6 +8,7 @@ Environment variables (all optional):
 - ``GDC_SANDBOX_PROJECT``, ``GDC_SANDBOX_LOCATION``, ``GDC_SANDBOX_BUCKET``: the default project layout.
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
+- ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = 1_572_864
     """Online prediction request/response size limit (Vertex: 1.5 MB)."""
+
+    prediction_auth: bool = False
+    """Require a bearer token of an identity holding vertex-ai-prediction-user (off, as in GDC's Preview)."""
 
     @property
     def state_dir(self) -> Path:

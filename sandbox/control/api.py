@@ -11,6 +11,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from sandbox.control.auth import PredictionAuth
 from sandbox.control.controller import Controller
 from sandbox.control.gateway import PredictionGateway
 from sandbox.control.http import SegmentConverter, error_response, json_response
@@ -25,7 +26,8 @@ class ControlPlaneApp:
 
     def __init__(self, controller: Controller, on_shutdown: Callable[[], None]) -> None:
         self.controller = controller
-        self.gateway = PredictionGateway(controller)
+        auth = PredictionAuth(controller.iam) if controller.settings.prediction_auth else None
+        self.gateway = PredictionGateway(controller, auth)
         self._request_shutdown = on_shutdown
         self.url_map = Map(
             [

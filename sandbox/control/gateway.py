@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -21,7 +22,7 @@ from sandbox.runtimes.base import PodInfo
 class PredictionGateway:
     """Validates the envelope, enforces the size limit, routes by traffic split, shapes the answer."""
 
-    def __init__(self, controller: Controller, auth: Any = None) -> None:
+    def __init__(self, controller: Controller, auth: Callable[[Request, str], str] | None = None) -> None:
         self.controller = controller
         self.limit = controller.settings.max_request_bytes
         self.auth = auth
