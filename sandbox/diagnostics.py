@@ -136,6 +136,12 @@ CODES: dict[str, CodeInfo] = {
         "the graph reads variables that variables/ does not hold",
         "upload the whole export: variables/variables.index and every variables.data-* shard",
     ),
+    "tf.variables-unsaved": _c(
+        "error",
+        "a signature reads variables the exporter did not track, so they are not in the SavedModel",
+        "make the model a tracked attribute of the exported object (assign Keras 3 models' variables to a "
+        "tracked attribute, or export with model.export()), then check that variables/ holds them",
+    ),
     "tf.asset-missing": _c(
         "error",
         "an asset the graph reads is not under assets/",

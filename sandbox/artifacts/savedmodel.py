@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.artifacts import tf_ops, tfproto, warmup
-from sandbox.artifacts.tf_files import check_assets, check_variables
+from sandbox.artifacts.tf_files import check_assets, check_unsaved_variables, check_variables
 from sandbox.artifacts.tf_graph import GraphWalker
 from sandbox.diagnostics import Diagnostic, make
 from sandbox.images import Image
@@ -46,6 +46,7 @@ def check_savedmodel(root: Path, image: Image) -> list[Diagnostic]:
     out += _check_ops(walker, roots, image)
     out += _check_double_b64(mg, walker)
     out += check_variables(root, mg, walker)
+    out += check_unsaved_variables(mg, walker)
     out += check_assets(root, mg, walker, roots)
     warm = root / "assets.extra" / "tf_serving_warmup_requests"
     warm_why = warmup.problem(warm) if warm.is_file() else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox.artifacts import tfproto
 from sandbox.artifacts.tf_bundle import BundleError, read_index
-from sandbox.artifacts.tf_graph import GraphWalker
+from sandbox.artifacts.tf_graph import GraphWalker, node_name
 from sandbox.diagnostics import Diagnostic, make
 
 _VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
@@ -83,6 +83,38 @@ def check_variables(root: Path, mg: Any, walker: GraphWalker) -> list[Diagnostic
                     "tf.variables-missing",
                     f"{len(missing)} graph variable(s) have no checkpoint value, e.g. {', '.join(missing[:3])}",
                     path="variables/variables.index",
+                )
+            )
+    return out
+
+
+def check_unsaved_variables(mg: Any, walker: GraphWalker) -> list[Diagnostic]:
+    """Variables a signature reads that the checkpoint-restore call never restores (TF2 exports).
+
+    In a TF2 SavedModel the signature calls and the restore call each take their variable handles as inputs.
+    A handle fed to a signature but not to the restore call belongs to a variable the exporter did not track
+    (e.g. a Keras 3 model held as a plain attribute of a ``tf.Module``): the server loads, and the first
+    predict fails with "Could not find variable ...".
+    """
+    if not mg.object_graph_def.nodes or not mg.HasField("saver_def"):
+        return []
+    restore = walker.nodes.get(mg.saver_def.restore_op_name.split(":")[0])
+    restored = {n.name for n in walker.upstream(restore.input if restore is not None else []) if n.op == "VarHandleOp"}
+    # variables the init op assigns (e.g. asset paths) need no checkpoint value
+    restored |= {node_name(n.input[0]) for n in walker.graph.node if n.op == "AssignVariableOp" and n.input}
+    out: list[Diagnostic] = []
+    for key, sig in sorted(mg.signature_def.items()):
+        if key.startswith("__"):  # __saved_model_init_op
+            continue
+        read = walker.upstream(t.name for t in sig.outputs.values())
+        unsaved = sorted(n.name for n in read if n.op == "VarHandleOp" and n.name not in restored)
+        if unsaved:
+            out.append(
+                make(
+                    "tf.variables-unsaved",
+                    f"signature '{key}' reads {len(unsaved)} variable(s) the SavedModel never saves "
+                    f"(e.g. {', '.join(unsaved[:3])}): predict will fail with 'Could not find variable'",
+                    path="saved_model.pb",
                 )
             )
     return out

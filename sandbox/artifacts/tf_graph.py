@@ -71,14 +71,14 @@ class GraphWalker:
     def upstream(self, tensor_names: Iterable[str]) -> list[Any]:
         """Graph nodes the given tensors (``node:0``) depend on, following data and control inputs."""
         seen: dict[str, Any] = {}
-        stack = [_node_name(t) for t in tensor_names]
+        stack = [node_name(t) for t in tensor_names]
         while stack:
             name = stack.pop()
             if name in seen or name not in self.nodes:
                 continue
             node = self.nodes[name]
             seen[name] = node
-            stack.extend(_node_name(i) for i in node.input)
+            stack.extend(node_name(i) for i in node.input)
         return list(seen.values())
 
     def uses(self, roots: list[Any]) -> list[OpUse]:
@@ -103,7 +103,7 @@ class GraphWalker:
                 if node.op not in FILE_READING_OPS:
                     continue
                 for inp in node.input:
-                    const = _follow_identity(by_name, _node_name(inp))
+                    const = _follow_identity(by_name, node_name(inp))
                     if const is None:
                         continue
                     for value in const.attr["value"].tensor.string_val:
@@ -116,7 +116,7 @@ def _attrs(node: Any) -> dict[str, bytes]:
     return {k: v.SerializeToString(deterministic=True) for k, v in node.attr.items() if not k.startswith("_")}
 
 
-def _node_name(tensor: str) -> str:
+def node_name(tensor: str) -> str:
     return tensor.lstrip("^").split(":", 1)[0]
 
 
@@ -129,5 +129,5 @@ def _follow_identity(by_name: dict[str, Any], name: str, hops: int = 4) -> Any |
             return node
         if node.op != "Identity" or not node.input:
             return None
-        name = _node_name(node.input[0])
+        name = node_name(node.input[0])
     return None

@@ -36,7 +36,7 @@ class PredictionAuth:
                 code="auth.unauthenticated",
                 hint="issue a token with `gdc-sandbox iam token --identity ID`",
             ).with_status(401)
-        token_project, identity = found
+        _, identity = found
         if not any(self.iam.has_role(project, identity, role) for role in ALLOWED_ROLES):
             raise SandboxError(
                 f"{identity} may not call predictions in project {project}: it lacks the role {PREDICTION_USER_ROLE}",

@@ -123,6 +123,22 @@ def keras_models() -> None:
     (OUT / "keras_file").mkdir()
     model.save(str(OUT / "keras_file" / "model.keras"))
 
+    class Holder(tf.Module):
+        """Keras 3 model as a plain attribute: its variables are captured by the signature but never saved."""
+
+        def __init__(self, tracked: bool) -> None:
+            self.m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+            if tracked:
+                self.weights = [v.value for v in self.m.weights]  # the underlying tf.Variables, tracked
+
+        @tf.function(input_signature=[F4])
+        def serve(self, x):
+            return {"y": self.m(x)}
+
+    for name, tracked in (("keras_in_module_tracked", True), ("keras_in_module_untracked", False)):
+        holder = Holder(tracked)
+        save(holder, name, {"serving_default": holder.serve})
+
 
 def warmup() -> None:
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2

@@ -190,6 +190,7 @@ CASES: dict[str, Case] = {
     "tf.variables-missing": lambda c, g: _drop(
         c.copy("good"), [] if g else ["variables/variables.data-00000-of-00001"]
     ),
+    "tf.variables-unsaved": lambda c, g: c.copy("keras_in_module_tracked" if g else "keras_in_module_untracked"),
     "tf.asset-missing": lambda c, g: _drop(c.copy("vocab"), [] if g else ["assets/vocab.txt"]),
     "tf.op-unsupported": lambda c, g: c.copy("good" if g else "pyfunc"),
     "tf.attr-unsupported": lambda c, g: c.copy("good") if g else _patch_pb(c.copy("good"), _add_attr),
