@@ -1,8 +1,10 @@
 """The sandbox's S3 endpoint: moto's S3 served over HTTP on loopback.
 
-Run as ``python -m sandbox.s3server --host 127.0.0.1 --port 9000``. moto keeps buckets in memory;
-:mod:`sandbox.s3persist` (when enabled) mirrors every write to disk before the response is sent
-and restores it at start, so bucket contents survive restarts and ``kill -9``.
+Run as ``python -m sandbox.s3server --host 127.0.0.1 --port 9000 [--data-dir DIR] [--require-keys]``.
+moto keeps buckets in memory; with ``--data-dir``, :mod:`sandbox.s3persist` mirrors every write to disk
+before the response is sent and restores it at start, so bucket contents survive restarts and ``kill -9``.
+With ``--require-keys``, :mod:`sandbox.s3auth` refuses requests not signed with the keys in
+``GDC_SANDBOX_ACCESS_KEY`` / ``GDC_SANDBOX_SECRET_KEY`` (environment, so the secret is not on the command line).
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import sys
 from werkzeug.serving import make_server
 
 
-def build_app(data_dir: str | None) -> object:
+def build_app(data_dir: str | None, keys: tuple[str, str] | None = None) -> object:
+    """moto's S3 app, persisted to ``data_dir`` and guarded by ``keys`` (access key, secret) when given."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app: object = DomainDispatcherApplication(create_backend_app)
     if data_dir:
         from sandbox.s3persist import PersistentS3
 
-        return PersistentS3(app, data_dir)
+        app = PersistentS3(app, data_dir)  # type: ignore[arg-type]
+    if keys:
+        from sandbox.s3auth import RequireKeys
+
+        app = RequireKeys(app, *keys)  # type: ignore[arg-type]
     return app
 
 
@@ -31,12 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--data-dir", default=None, help="persist buckets here (write-through, restored at start)")
+    parser.add_argument(
+        "--require-keys",
+        action="store_true",
+        help="refuse requests not signed with GDC_SANDBOX_ACCESS_KEY / GDC_SANDBOX_SECRET_KEY",
+    )
     args = parser.parse_args(argv)
+    keys = None
+    if args.require_keys:
+        access, secret = os.environ.get("GDC_SANDBOX_ACCESS_KEY"), os.environ.get("GDC_SANDBOX_SECRET_KEY")
+        if not access or not secret:
+            parser.error("--require-keys needs GDC_SANDBOX_ACCESS_KEY and GDC_SANDBOX_SECRET_KEY in the environment")
+        keys = (access, secret)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-    app = build_app(args.data_dir)
+    app = build_app(args.data_dir, keys)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)  # type: ignore[arg-type]
     print(f"S3 endpoint listening on http://{args.host}:{server.server_port}", file=sys.stderr, flush=True)
     try:

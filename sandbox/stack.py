@@ -104,7 +104,8 @@ class Stack:
         env = self.child_env()
         s3_port = port_or_free(self.settings.s3_port, host)
         s3_url = f"http://{host}:{s3_port}"
-        argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port)]
+        argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port), "--require-keys"]
+        argv += ["--data-dir", str(self.settings.s3_data_dir)]
         s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
         try:
             wait_healthy(
