@@ -126,7 +126,7 @@ def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
 
 
 def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
-    documents = _load_manifests(Path(args.filename))
+    documents = [doc for name in args.filename for doc in _load_manifests(Path(name))]
     for item in sb.apply(documents, args.namespace):
         verb = "configured" if item["changed"] else "unchanged"
         _out(f"{item['kind'].lower()}/{item['name']} {verb}")
@@ -265,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
-    p.add_argument("-f", "--filename", required=True)
+    p.add_argument(
+        "-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several"
+    )
     p.add_argument("-n", "--namespace")
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
     p.add_argument("--timeout", type=float, default=180.0)
