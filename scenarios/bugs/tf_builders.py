@@ -6,6 +6,7 @@ did (artifact-bugs.md), so the checker and the real model server see the same by
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -244,4 +245,33 @@ def tf_decodes_base64_again(out_dir: Path) -> Built:
             return {"n": tf.strings.length(tf.io.decode_base64(image_bytes))}
 
     _module_export(out_dir, Bytes())
+    return Built(out_dir)
+
+
+# --- layout.lfs-pointer / tf.warmup-invalid --------------------------------------------------------
+def tf_git_lfs_pointers(out_dir: Path) -> Built:
+    """A SavedModel cloned from a Git LFS repo without `git lfs pull`: every file is a pointer stub."""
+    tf = _tf()
+    _module_export(out_dir, _doubler(tf, with_variable=True))
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        oid = hashlib.sha256(path.read_bytes()).hexdigest()
+        path.write_text(f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n")
+    return Built(out_dir)
+
+
+def tf_warmup_not_tfrecord(out_dir: Path) -> Built:
+    """assets.extra/tf_serving_warmup_requests written as JSON lines instead of a TFRecord of PredictionLog."""
+    tf = _tf()
+    _module_export(out_dir, _doubler(tf))
+    extra = out_dir / "assets.extra"
+    extra.mkdir()
+    (extra / "tf_serving_warmup_requests").write_text('{"instances": [[1.0]]}\n')
+    return Built(out_dir)
+
+
+# --- layout.image-mismatch ---------------------------------------------------------------------------
+def tf_doubler_ok(out_dir: Path) -> Built:
+    """A good y=2x SavedModel (deployed on the wrong image by the scenario)."""
+    _module_export(out_dir, _doubler(_tf()))
     return Built(out_dir)

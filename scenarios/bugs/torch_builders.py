@@ -271,3 +271,31 @@ def mar_full_model_pickle(out_dir: Path) -> Built:
             sys.modules["model"] = saved
     archive_mar(tmp / "model.pt", out_dir, handler="base_handler", model_file=model_file)
     return Built(out_dir)
+
+
+# --- mar.unsafe-path / mar.extra-files-nested --------------------------------------------------------
+def mar_with_parent_path_entry(out_dir: Path) -> Built:
+    """A hand-patched archive holding an entry '../index_to_name.json' (a zip-slip path)."""
+    tmp = _scratch()
+    mar = archive_mar(_torchscript(tmp), out_dir, handler="base_handler")
+    with zipfile.ZipFile(mar, "a") as zf:
+        zf.writestr("../index_to_name.json", '{"0": "cat", "1": "dog"}')
+    return Built(out_dir)
+
+
+def mar_handler_imports_package_path(out_dir: Path) -> Built:
+    """--extra-files utils/prep.py and a handler doing `from utils.prep import scale` (pytorch/serve#1197)."""
+    tmp = _scratch()
+    (tmp / "utils").mkdir()
+    prep = _write(tmp / "utils", "prep.py", "def scale(x):\n    return x\n")
+    handler = _write(tmp, "my_handler.py", """
+        from utils.prep import scale
+
+        from ts.torch_handler.base_handler import BaseHandler
+
+
+        class MyHandler(BaseHandler):
+            pass
+        """)
+    archive_mar(_torchscript(tmp), out_dir, handler=str(handler), extra_files=[prep])
+    return Built(out_dir)
