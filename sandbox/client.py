@@ -13,7 +13,8 @@ class RemoteError(SandboxError):
     """An error the control plane answered with, carrying its code, hint and details."""
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
-        error = body.get("error") if isinstance(body.get("error"), dict) else {"message": str(body)}
+        found = body.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {"message": str(body)}
         super().__init__(
             str(error.get("message", f"HTTP {status}")),
             code=str(error.get("reason") or f"http.{status}"),

@@ -128,7 +128,7 @@ class ScenarioFile(pytest.File):
             return
         run_holder: dict[str, ScenarioRun] = {}
         marker = "torchserve" if scenario.image.startswith("pytorch") else "tfserving"
-        cases = scenario.cases or [None]
+        cases: list[Case | None] = list(scenario.cases) or [None]
         for case in cases:
             item = ScenarioItem.from_parent(
                 self, name=case.name if case else "deploy", scenario=scenario, case=case, run_holder=run_holder
