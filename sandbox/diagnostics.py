@@ -49,238 +49,234 @@ class CodeInfo:
     hint: str
 
 
-def _c(severity: Severity, title: str, hint: str) -> CodeInfo:
-    return CodeInfo(severity, title, hint)
-
-
 CODES: dict[str, CodeInfo] = {
     # --- layout: what is in the version folder -------------------------------------------------------
-    "layout.empty": _c(
+    "layout.empty": CodeInfo(
         "error",
         "the artifact folder is empty",
         "upload the exported model into s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ before deploying",
     ),
-    "layout.no-model-file": _c(
+    "layout.no-model-file": CodeInfo(
         "error",
         "no saved_model.pb or model.mar at the top of the folder",
         "put saved_model.pb (+ variables/, assets/) or model.mar directly in the version folder{extra}",
     ),
-    "layout.nested": _c(
+    "layout.nested": CodeInfo(
         "error",
         "the model sits one or more folders too deep (or inside an archive)",
         "upload the contents of {inner} as the version folder itself, not its parent",
     ),
-    "layout.lfs-pointer": _c(
+    "layout.lfs-pointer": CodeInfo(
         "error",
         "a Git LFS pointer stub instead of the real bytes",
         "run `git lfs pull` (or download the real file) before uploading",
     ),
-    "layout.duplicate-model": _c(
+    "layout.duplicate-model": CodeInfo(
         "warning",
         "a model at the top and another copy in a sub-folder",
         "the image loads only the top-level model; delete {inner} to avoid confusion",
     ),
-    "layout.mixed-frameworks": _c(
+    "layout.mixed-frameworks": CodeInfo(
         "warning",
         "both a SavedModel and a model.mar in one folder",
         "keep one framework per version folder; the image picks only one",
     ),
-    "layout.file-not-dir": _c(
+    "layout.file-not-dir": CodeInfo(
         "warning",
         "the path names a file; the artifact URI must be its folder",
         "deploy s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ (the folder holding {name})",
     ),
-    "layout.image-mismatch": _c(
+    "layout.image-mismatch": CodeInfo(
         "error", "the image serves another framework than the artifact", "pick a {framework} image, e.g. {suggest}"
     ),
-    "layout.too-large": _c(
+    "layout.too-large": CodeInfo(
         "warning",
         "the artifact is larger than the 10 GB limit",
         "shrink the model (quantize, drop optimizer state) or split it; GDC caps artifacts at 10 GB",
     ),
     # --- tensorflow: the folder holds something else than a SavedModel -------------------------------------
-    "tf.keras-file": _c(
+    "tf.keras-file": CodeInfo(
         "error",
         "a Keras .keras/.h5 file instead of a SavedModel",
         "export with `model.export(path)` (Keras 3) or `tf.saved_model.save(model, path)`",
     ),
-    "tf.checkpoint-only": _c(
+    "tf.checkpoint-only": CodeInfo(
         "error",
         "training checkpoints instead of an exported SavedModel",
         "restore the checkpoint into the model and export it with `model.export(path)` or "
         "`tf.saved_model.save(module, path, signatures=...)`",
     ),
-    "tf.pbtxt": _c(
+    "tf.pbtxt": CodeInfo(
         "warning",
         "the SavedModel is in text format (saved_model.pbtxt)",
         "GDC expects the binary saved_model.pb; re-export with `tf.saved_model.save`",
     ),
-    "tf.unparseable": _c(
+    "tf.unparseable": CodeInfo(
         "error",
         "saved_model.pb is not a SavedModel proto",
         "a frozen GraphDef or another file was renamed; re-export with `tf.saved_model.save` or `model.export(path)`",
     ),
     # --- tensorflow: the SavedModel itself ----------------------------------------------------------------
-    "tf.no-serve-tag": _c(
+    "tf.no-serve-tag": CodeInfo(
         "error",
         "no MetaGraph tagged 'serve'",
         "export with tags=['serve'] (`tf.saved_model.save` and `model.export` do this)",
     ),
-    "tf.no-serving-default": _c(
+    "tf.no-serving-default": CodeInfo(
         "error",
         "no 'serving_default' signature",
         "export with signatures={{'serving_default': fn}}; the GDC image always uses serving_default",
     ),
-    "tf.variables-missing": _c(
+    "tf.variables-missing": CodeInfo(
         "error",
         "the graph reads variables that variables/ does not hold",
         "upload the whole export: variables/variables.index and every variables.data-* shard",
     ),
-    "tf.variables-unsaved": _c(
+    "tf.variables-unsaved": CodeInfo(
         "error",
         "a signature reads variables the exporter did not track, so they are not in the SavedModel",
         "make the model a tracked attribute of the exported object (assign Keras 3 models' variables to a "
         "tracked attribute, or export with model.export()), then check that variables/ holds them",
     ),
-    "tf.asset-missing": _c(
+    "tf.asset-missing": CodeInfo(
         "error",
         "an asset the graph reads is not under assets/",
         "track the file as an asset (tf.saved_model.Asset / a tracked lookup-table initializer) "
         "so the exporter copies it into assets/, and upload assets/",
     ),
-    "tf.op-unsupported": _c("error", "an op the image's TensorFlow does not register", "{why}"),
-    "tf.attr-unsupported": _c(
+    "tf.op-unsupported": CodeInfo("error", "an op the image's TensorFlow does not register", "{why}"),
+    "tf.attr-unsupported": CodeInfo(
         "error",
         "a node attr the image's TensorFlow does not know",
         "export with the image's TensorFlow version (or pick a newer image)",
     ),
-    "tf.newer-than-image": _c(
+    "tf.newer-than-image": CodeInfo(
         "warning",
         "written by a newer TensorFlow than the image runs",
         "train/export with TensorFlow {image_version} or pick a newer image",
     ),
-    "tf.registry-approximate": _c(
+    "tf.registry-approximate": CodeInfo(
         "info",
         "no op registry for this TensorFlow; a nearby one was used",
         "run `gdc-sandbox check` against a newer image too, or test with Docker Compose",
     ),
-    "tf.warmup-invalid": _c(
+    "tf.warmup-invalid": CodeInfo(
         "error",
         "assets.extra/tf_serving_warmup_requests is not a TFRecord of PredictionLog",
         "write it with tf.io.TFRecordWriter and PredictionLog(predict_log=...) records, or delete it",
     ),
-    "tf.input-no-batch-dim": _c(
+    "tf.input-no-batch-dim": CodeInfo(
         "warning",
         "a signature input has no batch dimension",
         "export the input with a leading None dimension; JSON `instances` is always a batch",
     ),
-    "tf.output-no-batch-dim": _c(
+    "tf.output-no-batch-dim": CodeInfo(
         "warning",
         "a signature output has no batch dimension",
         "return per-example outputs with a leading batch dimension (REST row format needs it)",
     ),
-    "tf.string-input-b64": _c(
+    "tf.string-input-b64": CodeInfo(
         "info",
         'a DT_STRING input: binary values must be sent as {{"b64": ...}}',
         'send standard base64 as {{"b64": "..."}}; the server decodes it before the graph',
     ),
-    "tf.double-base64": _c(
+    "tf.double-base64": CodeInfo(
         "warning",
         "the graph base64-decodes a string input the server already decodes",
         'drop tf.io.decode_base64 from the serving function and send {{"b64": ...}}',
     ),
-    "tf.payload-large": _c(
+    "tf.payload-large": CodeInfo(
         "warning",
         "one instance of a dense input is larger than the 1.5 MB request limit",
         "export a tf.string (encoded bytes) input instead of a dense float tensor",
     ),
     # --- pytorch -------------------------------------------------------------------------------------------
-    "torch.raw-weights": _c(
+    "torch.raw-weights": CodeInfo(
         "error",
         "a raw PyTorch .pt/.pth file without a model.mar",
         "package it: `torch-model-archiver --model-name model --serialized-file ... --handler ...`",
     ),
-    "mar.wrong-filename": _c(
+    "mar.wrong-filename": CodeInfo(
         "error", "the archive is not named model.mar", "rename it to model.mar (or archive with --model-name model)"
     ),
-    "mar.not-zip": _c(
+    "mar.not-zip": CodeInfo(
         "error",
         "the .mar is not a readable zip archive",
         "re-create it with torch-model-archiver and upload it again (check for a truncated copy)",
     ),
-    "mar.no-manifest": _c(
+    "mar.no-manifest": CodeInfo(
         "error",
         "MAR-INF/MANIFEST.json is missing or unreadable",
         "build the archive with torch-model-archiver, not by zipping files by hand",
     ),
-    "mar.model-name": _c(
+    "mar.model-name": CodeInfo(
         "error",
         "MANIFEST modelName is not 'model'",
         "archive with `--model-name model`; the GDC image registers the model as 'model'",
     ),
-    "mar.handler-missing": _c(
+    "mar.handler-missing": CodeInfo(
         "error",
         "the handler is neither a built-in handler nor a .py in the archive",
         "pass the handler as a path to a .py file (`--handler my_handler.py`) or use one of: {builtins}",
     ),
-    "mar.handler-invalid": _c(
+    "mar.handler-invalid": CodeInfo(
         "error",
         "the handler module will not import or has no single entry point",
         "the handler must parse, import only what the image ships or the archive holds, and "
         "define exactly one class (or be given as `file.py:function`)",
     ),
-    "mar.serialized-missing": _c(
+    "mar.serialized-missing": CodeInfo(
         "error",
         "the serialized model file is missing",
         "archive with `--serialized-file` pointing at the weights/TorchScript file",
     ),
-    "mar.model-file-mismatch": _c(
+    "mar.model-file-mismatch": CodeInfo(
         "error",
         "serialized file and --model-file disagree",
         "TorchScript: no --model-file and a .pt name; state_dict/eager: add --model-file with the nn.Module class",
     ),
-    "mar.model-file-invalid": _c(
+    "mar.model-file-invalid": CodeInfo(
         "error",
         "the model file does not define exactly one nn.Module class",
         "keep exactly one class in --model-file; move helpers into --extra-files",
     ),
-    "mar.pickle-main": _c(
+    "mar.pickle-main": CodeInfo(
         "error",
         "the pickle references classes from __main__",
         "define the classes in an importable module shipped with the archive, or save a "
         "state_dict / TorchScript instead",
     ),
-    "mar.torch-version": _c(
+    "mar.torch-version": CodeInfo(
         "warning",
         "the serialized file was written by a newer torch than the image's",
         "save with torch {image_version} (or an older version) or use TorchScript/state_dict",
     ),
-    "mar.unsafe-path": _c(
+    "mar.unsafe-path": CodeInfo(
         "error",
         "the archive has absolute, '..' or symlink entries",
         "re-create the archive with torch-model-archiver from plain relative files",
     ),
-    "mar.requirements": _c(
+    "mar.requirements": CodeInfo(
         "warning",
         "a requirements file the image will not install",
         "install_py_dep_per_model is false in the image: vendor pure-Python deps via --extra-files "
         "or use only what the image ships",
     ),
-    "mar.weights-only": _c(
+    "mar.weights-only": CodeInfo(
         "warning",
         "a full-model pickle that torch>=2.6 torch.load refuses by default",
         "save a state_dict (or TorchScript) and load it with a --model-file",
     ),
-    "mar.cuda-tensors": _c(
+    "mar.cuda-tensors": CodeInfo(
         "warning", "tensors saved on a CUDA device", "save from CPU (`model.cpu()`) or load with map_location='cpu'"
     ),
-    "mar.extra-files-nested": _c(
+    "mar.extra-files-nested": CodeInfo(
         "error",
         "the handler relies on package structure that flat extraction loses",
         "the archive is extracted flat: use plain `import module` of top-level .py files "
         "and open data files by base name",
     ),
-    "mar.too-large": _c(
+    "mar.too-large": CodeInfo(
         "warning", "the archive is larger than the checker reads", "entries over the read limit were not inspected"
     ),
 }

@@ -11,6 +11,11 @@ from sandbox.errors import UsageError
 Framework = Literal["tf", "torch"]
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"2.18.1"`` -> ``(2, 18, 1)``; parts that are not plain numbers (``rc1``) are skipped."""
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
 @dataclass(frozen=True)
 class Image:
     """One prebuilt image: the framework it serves and that framework's version."""
@@ -26,7 +31,7 @@ class Image:
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in self.version.split("."))
+        return version_tuple(self.version)
 
     def warnings(self) -> list[str]:
         notes = []

@@ -100,7 +100,7 @@ def _check(path: Path, image: Image, out: list[Diagnostic]) -> Framework | None:
         out.append(make("layout.mixed-frameworks", f"saved_model.pb and {mars[0]} are both at the top", path="."))
     if has_sm:
         _note_duplicates(listing, out)
-        if not ({"saved_model.pb", "saved_model.pbtxt"} & set(lfs)):
+        if not (set(layout.SM_NAMES) & set(lfs)):
             out.extend(check_savedmodel(path, _pick(image, "tf")))
         return "tf"
     if mars:
@@ -138,26 +138,32 @@ def _explain_missing(path: Path, listing: layout.Listing, image: Image, out: lis
                 inner=inner + "/",
             )
         )
-        sub = path / inner
         if nested[0].endswith(".mar"):
-            out.extend(_prefixed(check_mar(path / nested[0], _pick(image, "torch"), nested[0]), ""))
+            out.extend(check_mar(path / nested[0], _pick(image, "torch"), nested[0]))
             return "torch"
-        out.extend(_prefixed(check_savedmodel(sub, _pick(image, "tf")), inner + "/"))
+        out.extend(_prefixed(check_savedmodel(path / inner, _pick(image, "tf")), inner + "/"))
         return "tf"
     for f in listing.suffixed(*layout.ARCHIVE_SUFFIXES)[:3]:
-        members = layout.archive_members(path / f) or []
-        inside = layout.model_inside(members)
-        if inside:
-            out.append(
-                make(
-                    "layout.nested",
-                    f"{f} is an archive holding {inside}; the image does not extract archives",
-                    path=f,
-                    inner=f"the extracted {inside.rsplit('/', 1)[0] or '.'}/",
-                )
-            )
-            return "torch" if inside.endswith(".mar") else "tf"
+        framework = _archive_holding_model(path / f, f, "the image does not extract archives", out)
+        if framework:
+            return framework
     return _explain_other(path, listing, out)
+
+
+def _archive_holding_model(archive: Path, rel: str, advice: str, out: list[Diagnostic]) -> Framework | None:
+    """``layout.nested`` if the zip/tar ``archive`` holds a model; returns that model's framework."""
+    inside = layout.model_inside(layout.archive_members(archive) or [])
+    if not inside:
+        return None
+    out.append(
+        make(
+            "layout.nested",
+            f"{rel} is an archive holding {inside}; {advice}",
+            path=rel,
+            inner=f"the extracted {inside.rsplit('/', 1)[0] or '.'}/",
+        )
+    )
+    return "torch" if inside.endswith(".mar") else "tf"
 
 
 def _explain_other(path: Path, listing: layout.Listing, out: list[Diagnostic]) -> Framework | None:
@@ -247,17 +253,9 @@ def _check_file(path: Path, image: Image, out: list[Diagnostic]) -> Framework | 
         out.append(make("torch.raw-weights", f"{name} is a raw PyTorch file, not a model.mar", path=name))
         return "torch"
     if lower.endswith(layout.ARCHIVE_SUFFIXES):
-        inside = layout.model_inside(layout.archive_members(path) or [])
-        if inside:
-            out.append(
-                make(
-                    "layout.nested",
-                    f"{name} is an archive holding {inside}; upload the extracted folder",
-                    path=name,
-                    inner=f"the extracted {inside.rsplit('/', 1)[0] or '.'}/",
-                )
-            )
-            return "torch" if inside.endswith(".mar") else "tf"
+        framework = _archive_holding_model(path, name, "upload the extracted folder", out)
+        if framework:
+            return framework
     if layout.is_checkpoint([name]):
         out.append(make("tf.checkpoint-only", f"{name} is a training checkpoint file, not a SavedModel", path=name))
         return "tf"

@@ -67,6 +67,8 @@ class ModuleInfo:
     torch_loads: list[tuple[int, bool, bool]] = field(default_factory=list)
     """(line, passes map_location, passes weights_only) for each torch.load / torch.jit.load call."""
     defines_initialize: bool = False
+    parsed: bool = True
+    """False when the source is not valid Python (the only finding then says why)."""
 
 
 def _optional(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -97,6 +99,7 @@ def analyze(source: str, filename: str, archive: set[str]) -> ModuleInfo:
                 f"{filename} does not parse: {getattr(exc, 'msg', exc)}" + (f" (line {line})" if line else ""),
             )
         )
+        info.parsed = False
         return info
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     top_py = {n[:-3] for n in archive if n.endswith(".py") and "/" not in n}

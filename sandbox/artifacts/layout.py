@@ -23,10 +23,7 @@ _JUNK = {".DS_Store", "Thumbs.db", ".gitkeep", ".keep"}
 class Listing:
     """Files under the artifact root, relative POSIX paths -> size."""
 
-    root: Path
     files: dict[str, int] = field(default_factory=dict)
-    symlinks: list[str] = field(default_factory=list)
-    truncated: bool = False
 
     @property
     def total(self) -> int:
@@ -45,22 +42,16 @@ class Listing:
 
 def list_dir(root: Path) -> Listing:
     """Walk ``root`` (bounded in count and depth), skipping OS junk files and zero-byte 'folder' markers."""
-    listing = Listing(root)
+    listing = Listing()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         depth = 0 if rel_dir == "." else rel_dir.count("/") + 1
         if depth >= MAX_DEPTH:
             dirnames[:] = []
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if full.is_symlink():
-                listing.symlinks.append(rel)
         for name in sorted(filenames):
             if name in _JUNK:
                 continue
             if len(listing.files) >= MAX_FILES:
-                listing.truncated = True
                 return listing
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             try:

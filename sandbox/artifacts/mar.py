@@ -149,12 +149,8 @@ def _check_handler(
             )
         )
         return None
-    source = _read(zf, file, MAX_SOURCE_BYTES)
-    info = handler_ast.analyze((source or b"").decode("utf-8", "replace"), file, names)
+    info = _analyze(zf, file, names, "mar.handler-invalid", rel, out)
     where = f"{rel}!{file}"
-    for f in info.findings:
-        code = "mar.extra-files-nested" if f.kind == "nested" else "mar.handler-invalid"
-        out.append(make(code, f.message, path=where))
     if function and function not in info.functions:
         out.append(
             make(
@@ -163,11 +159,7 @@ def _check_handler(
                 path=where,
             )
         )
-    elif (
-        not function
-        and len(info.classes) != 1
-        and not any(f.kind == "invalid" and "parse" in f.message for f in info.findings)
-    ):
+    elif not function and len(info.classes) != 1 and info.parsed:
         out.append(
             make(
                 "mar.handler-invalid",
@@ -177,6 +169,18 @@ def _check_handler(
                 path=where,
             )
         )
+    return info
+
+
+def _analyze(
+    zf: zipfile.ZipFile, file: str, names: set[str], invalid_code: str, rel: str, out: list[Diagnostic]
+) -> handler_ast.ModuleInfo:
+    """Read ``file`` from the archive, analyze it, and report its findings (``invalid_code`` for invalid ones)."""
+    source = (_read(zf, file, MAX_SOURCE_BYTES) or b"").decode("utf-8", "replace")
+    info = handler_ast.analyze(source, file, names)
+    for f in info.findings:
+        code = "mar.extra-files-nested" if f.kind == "nested" else invalid_code
+        out.append(make(code, f.message, path=f"{rel}!{file}"))
     return info
 
 
@@ -202,11 +206,7 @@ def _check_serialized(
                 )
             )
         else:
-            src = (_read(zf, model_file, MAX_SOURCE_BYTES) or b"").decode("utf-8", "replace")
-            mf = handler_ast.analyze(src, model_file, names)
-            for f in mf.findings:
-                code = "mar.extra-files-nested" if f.kind == "nested" else "mar.model-file-invalid"
-                out.append(make(code, f.message, path=f"{rel}!{model_file}"))
+            mf = _analyze(zf, model_file, names, "mar.model-file-invalid", rel, out)
             if len(mf.classes) != 1 and not mf.findings:
                 out.append(
                     make(

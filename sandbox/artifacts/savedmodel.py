@@ -10,7 +10,7 @@ from sandbox.artifacts import tf_ops, tfproto, warmup
 from sandbox.artifacts.tf_files import check_assets, check_unsaved_variables, check_variables
 from sandbox.artifacts.tf_graph import GraphWalker
 from sandbox.diagnostics import Diagnostic, make
-from sandbox.images import Image
+from sandbox.images import Image, version_tuple
 
 MAX_PB_BYTES = 2**31 - 1
 """Protobuf's hard limit: TensorFlow cannot read a larger saved_model.pb either."""
@@ -116,13 +116,10 @@ def _what_is_it(data: bytes) -> str:
     return ""
 
 
-def _vt(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split(".")[:2] if p.isdigit())
-
 
 def _check_version(mg: Any, image: Image) -> list[Diagnostic]:
     written = mg.meta_info_def.tensorflow_version
-    if written and _vt(written) > image.version_tuple[:2]:
+    if written and version_tuple(written)[:2] > image.version_tuple[:2]:
         return [
             make(
                 "tf.newer-than-image",
@@ -168,7 +165,7 @@ def _check_signatures(mg: Any) -> list[Diagnostic]:
                 )
             )
         elif shape and all(d >= 0 for d in shape[1:]) and info.dtype != tfproto.DT_STRING:
-            kind = "float" if info.dtype in (1, 2, 14, 19) else "int"
+            kind = "float" if info.dtype in tfproto.FLOAT_DTYPES else "int"
             approx = math.prod(shape[1:]) * CHARS_PER_NUMBER[kind]
             if approx > PAYLOAD_LIMIT:
                 out.append(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.artifacts import tfproto
-from sandbox.artifacts.tf_bundle import BundleError, read_index
+from sandbox.artifacts.tf_bundle import MAX_INDEX_BYTES, BundleError, read_index
 from sandbox.artifacts.tf_graph import GraphWalker, node_name
 from sandbox.diagnostics import Diagnostic, make
 
@@ -32,7 +32,7 @@ def check_variables(root: Path, mg: Any, walker: GraphWalker) -> list[Diagnostic
             )
         ]
     try:
-        bundle = read_index(index.read_bytes()[: 256 * 1024 * 1024])
+        bundle = read_index(index.read_bytes()[:MAX_INDEX_BYTES])
     except (BundleError, OSError) as exc:
         return [
             make(

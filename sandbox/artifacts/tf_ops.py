@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from sandbox.images import version_tuple
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "tf_ops"
 
 #: Registered in TensorFlow but only runnable with a Python interpreter in the process: the C++ model
@@ -46,12 +48,10 @@ class Registry:
     """True when the image's own version has no registry file."""
 
 
-def _vt(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split(".") if p.isdigit())
-
-
-def shipped_versions() -> list[str]:
-    return sorted((p.stem for p in DATA.glob("*.txt")), key=_vt)
+@cache
+def shipped_versions() -> tuple[str, ...]:
+    """The TensorFlow versions with a registry file under ``sandbox/data/tf_ops``, oldest first."""
+    return tuple(sorted((p.stem for p in DATA.glob("*.txt")), key=version_tuple))
 
 
 @cache
@@ -71,7 +71,7 @@ def registry_for(version: str) -> Registry | None:
         return None
     if version in versions:
         return Registry(version, _load(version))
-    older = [v for v in versions if _vt(v) < _vt(version)]
+    older = [v for v in versions if version_tuple(v) < version_tuple(version)]
     chosen = older[-1] if older else versions[0]
     return Registry(chosen, _load(chosen), approximate=True)
 

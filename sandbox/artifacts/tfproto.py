@@ -58,10 +58,8 @@ _DTYPES = [
     "DT_INT4",
     "DT_UINT4",
 ]
-#: DataType number -> name (``DT_FLOAT``); reference types are number + 100.
-DTYPE_NAMES: dict[int, str] = {i: n for i, n in enumerate(_DTYPES)}
 DT_STRING = 7
-DTYPE_SIZES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8}
+FLOAT_DTYPES = frozenset(_DTYPES.index(n) for n in ("DT_FLOAT", "DT_DOUBLE", "DT_BFLOAT16", "DT_HALF"))
 
 # message -> [(field name, number, type, label)]; label "r" repeated, "m" map<string, type>, "" optional.
 _MESSAGES: dict[str, list[tuple[str, int, str, str]]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.artifacts import handler_ast, torch_pickle
 from sandbox.diagnostics import Diagnostic, Severity, make
-from sandbox.images import Image
+from sandbox.images import Image, version_tuple
 
 WEIGHTS_ONLY_DEFAULT_FROM = (2, 6)
 """torch.load switched its ``weights_only`` default to True in torch 2.6."""
@@ -107,7 +107,7 @@ def judge(
                 image_version=image.version,
             )
         )
-    elif t.min_torch and _vt(t.min_torch[0]) > image.version_tuple:
+    elif t.min_torch and version_tuple(t.min_torch[0]) > image.version_tuple:
         out.append(
             make(
                 "mar.torch-version",
@@ -118,6 +118,3 @@ def judge(
             )
         )
 
-
-def _vt(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))

@@ -14,6 +14,8 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sandbox.images import version_tuple
+
 Kind = Literal["torchscript", "eager-zip", "legacy-pickle", "onnx", "unknown"]
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 MAX_SCRIPT_VERSION = 10
@@ -137,10 +139,6 @@ def _inspect_zip(zf: zipfile.ZipFile, names: list[str]) -> TorchFile:
         except Exception:
             tf.version = None
     for marker, first in FORMAT_MARKERS.items():
-        if record(marker) and (tf.min_torch is None or _vt(first) > _vt(tf.min_torch[0])):
+        if record(marker) and (tf.min_torch is None or version_tuple(first) > version_tuple(tf.min_torch[0])):
             tf.min_torch = (first, marker)
     return tf
-
-
-def _vt(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))
