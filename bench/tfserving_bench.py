@@ -11,10 +11,8 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,12 +55,6 @@ class Conv(tf.Module):
         return {"y": tf.matmul(h, self.w)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(call: Callable[[], None], clients: int, total: int, seconds: float) -> tuple[int, float, float, float]:
     """Run ``total`` calls split over ``clients`` threads (or until ``seconds``); return n, p50, p99 (ms), req/s."""
     for _ in range(20):
@@ -99,6 +91,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
+    from sandbox.process import ManagedProcess, free_port, wait_until
     from sandbox.runtimes.tfserving import runner
     from sandbox.runtimes.tfserving.loader import load_servable
 
@@ -112,25 +105,23 @@ def main() -> int:
     cfg.write_text("model_config_list {\n" + "".join(
         f"  config {{ name: '{n}' base_path: '{tmp / n}' model_platform: 'tensorflow' }}\n" for n in inputs) + "}\n")
     rest_port, grpc_port = free_port(), free_port()
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.runtimes.tfserving", f"--port={grpc_port}",
-                             f"--rest_api_port={rest_port}", f"--model_config_file={cfg}"],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log, stderr=log,
-                            start_new_session=True)
+    argv = [sys.executable, "-m", "sandbox.runtimes.tfserving", f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}", f"--model_config_file={cfg}"]
+    proc = ManagedProcess.start("tfserving-bench", argv, tmp / "server.log", cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
     rows = []
+
+    def conv_available() -> bool:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5)
+            c.request("GET", "/v1/models/conv")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5)
-                c.request("GET", "/v1/models/conv")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((tmp / "server.log").read_text()[-2000:])
-            time.sleep(0.1)
+        if not wait_until(conv_available, timeout=60, alive=proc.is_alive):
+            raise RuntimeError(proc.log_tail())
         channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for name, x in inputs.items():
@@ -162,9 +153,8 @@ def main() -> int:
             servable.close()
         channel.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-        log.close()
+        proc.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'model':<6} {'transport':<11} {'clients':>7} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for name, transport, clients, n, p50, p99, rps in rows:
         print(f"{name:<6} {transport:<11} {clients:>7} {n:>5} {p50:>8.3f} {p99:>8.3f} {rps:>8.0f}")

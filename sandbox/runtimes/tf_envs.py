@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from sandbox.process import tail
+
 STAMP = ".sandbox-runtime.json"
 
 # Pins per TF minor: installed with pip; tensorflow-serving-api goes in with --no-deps (it requires the
@@ -35,7 +37,6 @@ PINS: dict[str, tuple[list[str], str]] = {
     "2.18": (["tensorflow-cpu==2.18.1", "numpy>=1.26,<2.1", "protobuf>=5.28,<6", "grpcio>=1.60,<2",
               "werkzeug>=3,<4"], "tensorflow-serving-api==2.18.1"),
 }
-TESTED = ("2.14", "2.18")  # the others are pinned by the same rule but not exercised by the test suite
 # Oldest TF minor with a wheel for each Python minor.
 _OLDEST_FOR_PYTHON = {(3, 11): (2, 12), (3, 12): (2, 16), (3, 10): (2, 8), (3, 9): (2, 5)}
 
@@ -83,8 +84,7 @@ def _run(cmd: list[str], log: Path) -> None:
         fh.flush()
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise TFRuntimeUnavailable(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+        raise TFRuntimeUnavailable(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail(log, 30)}")
 
 
 def _create(env_dir: Path, minor: str, progress: Callable[[str], None]) -> None:
@@ -119,12 +119,9 @@ def python_for(tf_version: str, cache_dir: Path, progress: Callable[[str], None]
     if stamp.exists():
         return _venv_python(env_dir)
     with open(cache_dir / f"tf-{minor}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second creator waits here, then finds the stamp
-        try:
-            if not stamp.exists():
-                _create(env_dir, minor, progress)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second creator waits here, then finds the stamp; close unlocks
+        if not stamp.exists():
+            _create(env_dir, minor, progress)
     return _venv_python(env_dir)
 
 

@@ -69,8 +69,3 @@ def parse_config_text(text: str) -> list[ModelConfig]:
             policy = VersionPolicy("latest", num_versions=c.model_version_policy.latest.num_versions or 1)
         out.append(ModelConfig(c.name, c.base_path, platform, policy, dict(c.version_labels)))
     return out
-
-
-def read_config_file(path: str) -> list[ModelConfig]:
-    with open(path, encoding="utf-8") as f:
-        return parse_config_text(f.read())

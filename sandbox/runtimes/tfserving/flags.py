@@ -7,7 +7,7 @@ nothing here are accepted and reported once as ignored, so a real invocation sti
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 # Real flags with no effect in this emulation (accepted so the same command line works).
 IGNORED_FLAGS = (
@@ -20,62 +20,41 @@ IGNORED_FLAGS = (
     "flush_filesystem_caches", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model",
     "use_tflite_model", "grpc_socket_path", "rest_api_enable_cors_support", "model_warmup_options",
     "enable_profiler", "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
+    "rest_api_num_threads", "rest_api_timeout_in_ms",
 )
 
 
 @dataclass
 class Flags:
-    """Parsed server options (names match the real binary's flags)."""
+    """Parsed server options (names match the real binary's flags; each field is a ``--flag``)."""
 
-    port: int = 8500
-    rest_api_port: int = 0
+    port: int = field(default=8500, metadata={"help": "gRPC port (0 disables gRPC)"})
+    rest_api_port: int = field(default=0, metadata={"help": "REST port (0 disables REST)"})
     rest_api_host: str = "127.0.0.1"
-    grpc_host: str = "127.0.0.1"
+    grpc_host: str = field(default="127.0.0.1", metadata={"help": "sandbox-only: gRPC bind address"})
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: float = 1.0
     file_system_poll_wait_seconds: float = 1.0
-    rest_api_num_threads: int = 16
-    rest_api_timeout_in_ms: int = 30000
-    saved_model_tags: str = "serve"
-    ignored: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = field(default=(), metadata={"flag": False})
+    """Flags given on the command line that have no effect here."""
 
 
-def _bool_flag(value: str) -> bool:
-    return value.lower() in ("1", "true", "yes", "")
+_OPTIONS = [f for f in fields(Flags) if f.metadata.get("flag", True)]
 
 
 def parse_flags(argv: list[str]) -> Flags:
     """Parse ``argv`` (without the program name) into :class:`Flags`; exits with usage on error."""
     p = argparse.ArgumentParser(prog="tensorflow_model_server (sandbox)", allow_abbrev=False)
-    p.add_argument("--port", type=int, default=8500, help="gRPC port (0 disables gRPC)")
-    p.add_argument("--rest_api_port", type=int, default=0, help="REST port (0 disables REST)")
-    p.add_argument("--rest_api_host", default="127.0.0.1")
-    p.add_argument("--grpc_host", default="127.0.0.1", help="sandbox-only: gRPC bind address")
-    p.add_argument("--model_name", default="default")
-    p.add_argument("--model_base_path", default="")
-    p.add_argument("--model_config_file", default="")
-    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=1.0)
-    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
-    p.add_argument("--rest_api_num_threads", type=int, default=16)
-    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30000)
-    p.add_argument("--saved_model_tags", default="serve")
+    for f in _OPTIONS:
+        p.add_argument(f"--{f.name}", type=type(f.default), default=f.default, help=f.metadata.get("help"))
     for name in IGNORED_FLAGS:
-        if name != "saved_model_tags":
-            p.add_argument(f"--{name}", default=None, nargs="?", const="true")
+        p.add_argument(f"--{name}", default=None, nargs="?", const="true")
     ns = p.parse_args(argv)
     if not ns.model_base_path and not ns.model_config_file:
         p.error("Both server_options.model_base_path and server_options.model_config_file are empty!")
     if ns.model_base_path and ns.model_config_file:
         p.error("--model_base_path and --model_config_file are mutually exclusive")
-    ignored = tuple(n for n in IGNORED_FLAGS if n != "saved_model_tags" and getattr(ns, n) is not None)
-    return Flags(
-        port=ns.port, rest_api_port=ns.rest_api_port, rest_api_host=ns.rest_api_host,
-        grpc_host=ns.grpc_host, model_name=ns.model_name, model_base_path=ns.model_base_path,
-        model_config_file=ns.model_config_file,
-        model_config_file_poll_wait_seconds=ns.model_config_file_poll_wait_seconds,
-        file_system_poll_wait_seconds=ns.file_system_poll_wait_seconds,
-        rest_api_num_threads=ns.rest_api_num_threads, rest_api_timeout_in_ms=ns.rest_api_timeout_in_ms,
-        saved_model_tags=ns.saved_model_tags, ignored=ignored,
-    )
+    ignored = tuple(n for n in IGNORED_FLAGS if getattr(ns, n) is not None)
+    return Flags(ignored=ignored, **{f.name: getattr(ns, f.name) for f in _OPTIONS})

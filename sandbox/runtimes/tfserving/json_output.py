@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from . import errors
-from .json_values import write_decimal
+from .json_values import dtype_string, write_decimal
 
-_SPECIAL = {"nan": "NaN", "-nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _float_tokens(arr: np.ndarray) -> list[str]:
+    """``WriteDecimal`` for every element: ``%g`` unless that does not round-trip, then 9 or 17 digits."""
     single = arr.dtype in (np.float32, np.float16)
     flat = arr.astype(np.float32 if single else np.float64).ravel()
     values = flat.tolist()
@@ -24,8 +25,9 @@ def _float_tokens(arr: np.ndarray) -> list[str]:
         back = back.astype(np.float32)
     with np.errstate(invalid="ignore"):
         bad = np.nonzero((back != flat) & np.isfinite(flat))[0]
+    precise = ".9g" if single else ".17g"
     for i in bad.tolist():
-        toks[i] = write_decimal(values[i], single)
+        toks[i] = format(values[i], precise)
     out = []
     for t in toks:
         if t in _SPECIAL:
@@ -57,8 +59,6 @@ def _tokens(name: str, arr: np.ndarray) -> list[str]:
                 out.append(json.dumps(b.decode("utf-8", errors="replace"), ensure_ascii=False))
         return out
     from tensorflow.python.framework import dtypes
-
-    from .json_values import dtype_string
 
     raise errors.invalid_argument(
         f"Failed to write JSON value for tensor type: {dtype_string(dtypes.as_dtype(arr.dtype).as_datatype_enum)}"
@@ -95,13 +95,12 @@ def predict_json(outputs: dict[str, np.ndarray], fmt: str) -> str:
                 f"Tensor name: {n} has inconsistent batch size: {a.shape[0]} expecting: {batch}"
             )
         batch = a.shape[0]
-    per = {n: (_tokens(n, outputs[n]), outputs[n].shape[1:]) for n in names}
+    per = {n: (_tokens(n, outputs[n]), outputs[n].shape[1:], int(np.prod(outputs[n].shape[1:]))) for n in names}
     rows = []
     for i in range(batch):
         cells = []
         for n in names:
-            toks, inner = per[n]
-            step = int(np.prod(inner))
+            toks, inner, step = per[n]
             cells.append((n, _nest(toks[i * step:(i + 1) * step], inner)))
         if len(names) == 1:
             rows.append(cells[0][1])

@@ -126,17 +126,23 @@ def predict_inputs(doc: dict[str, Any], infos: dict[str, int]) -> tuple[dict[str
                 f"JSON Value: {value_to_string(doc)} Not formatted correctly expecting only one of 'inputs' or "
                 "'instances' keys to exist "
             )
-        items = doc["instances"]
-        if not isinstance(items, list):
-            raise errors.invalid_argument(
-                f"JSON Value: {value_to_string(doc)} Excepting 'instances' to be an list/array"
-            )
-        if not items:
-            raise errors.invalid_argument(f"JSON Value: {value_to_string(doc)} No values in 'instances' array")
+        items = _nonempty_list(
+            doc, "instances", "Excepting 'instances' to be an list/array", "No values in 'instances' array"
+        )
         return _instances(items, infos), ROW
     if "inputs" in doc:
         return _inputs(doc["inputs"], infos), COLUMNAR
     raise errors.invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+def _nonempty_list(doc: dict[str, Any], key: str, not_a_list: str, empty: str) -> list[Any]:
+    """``doc[key]`` if it is a non-empty JSON array, else TF Serving's error with the document echoed."""
+    items = doc[key]
+    if not isinstance(items, list):
+        raise errors.invalid_argument(f"JSON Value: {value_to_string(doc)} {not_a_list}")
+    if not items:
+        raise errors.invalid_argument(f"JSON Value: {value_to_string(doc)} {empty}")
+    return items
 
 
 def _feature(name: str, values: list[Any]) -> Any:
@@ -196,15 +202,11 @@ def examples_input(doc: dict[str, Any]) -> Any:
         raise errors.invalid_argument(
             f"JSON Value: {value_to_string(doc)} When method is classify, key 'examples' is expected and was not found"
         )
-    items = doc["examples"]
-    if not isinstance(items, list):
-        raise errors.invalid_argument(
-            f"JSON Value: {value_to_string(doc)} Expecting 'examples' value to be an list/array"
-        )
-    if not items:
-        raise errors.invalid_argument(f"JSON Value: {value_to_string(doc)} 'examples' value is an empty array")
+    items = _nonempty_list(
+        doc, "examples", "Expecting 'examples' value to be an list/array", "'examples' value is an empty array"
+    )
+    target = inp.example_list_with_context.examples if has_context else inp.example_list.examples
     for item in items:
-        target = inp.example_list_with_context.examples if has_context else inp.example_list.examples
         _example(item, target.add())
     return inp
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ INT64 = (-(2**63), 2**63 - 1)
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+@cache
 def _np_dtype(enum_value: int) -> Any:
     from tensorflow.python.framework import dtypes
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from . import errors
 
-# TF DataTypeString() names for numpy dtypes (float32 prints as "float").
-_DTYPE_NAMES = {
-    "float32": "float", "float64": "double", "float16": "half", "bfloat16": "bfloat16", "object": "string",
-    "bytes_": "string", "str_": "string",
-}
 
-
+@cache
 def dtype_string(enum_value: int) -> str:
     """``DataTypeString`` for a ``DataType`` enum value (DT_FLOAT -> ``float``)."""
     from tensorflow.core.framework import types_pb2

@@ -71,6 +71,8 @@ class Servable:
         self.session = session
         self.meta_graph = meta_graph
         self.signatures = dict(meta_graph.signature_def)
+        self.metadata_json: str | None = None
+        """The REST metadata body, built on first request (see metadata.metadata_json)."""
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
 

@@ -90,9 +90,6 @@ class ModelManager:
                 else:
                     existing.config, existing.active = c, True
 
-    def model_names(self) -> list[str]:
-        return [n for n, m in self._models.items() if m.active]
-
     # polling -------------------------------------------------------------------------------
     def _scan(self, m: ModelState) -> list[int] | None:
         name, base = m.config.name, m.config.base_path

@@ -69,10 +69,8 @@ def metadata_response(servable: Servable, fields: list[str]) -> Any:
 
 def metadata_json(servable: Servable) -> str:
     """REST metadata body: ``{"model_spec": ..., "metadata": {"signature_def": ...}}`` (cached per servable)."""
-    cached = getattr(servable, "_metadata_json", None)
-    if cached is None:
+    if servable.metadata_json is None:
         spec = {"name": servable.name, "signature_name": "", "version": str(servable.version)}
         body = {"model_spec": spec, "metadata": {"signature_def": _to_dict(signature_def_map(servable))}}
-        cached = json.dumps(body, indent=1)
-        servable._metadata_json = cached  # type: ignore[attr-defined]
-    return cached
+        servable.metadata_json = json.dumps(body, indent=1)
+    return servable.metadata_json

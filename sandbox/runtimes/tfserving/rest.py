@@ -33,7 +33,7 @@ def _version(text: str | None) -> int | None:
     return v
 
 
-def _spec(name: str, version: str | None, label: str | None) -> tuple[int | None, str | None]:
+def _spec(version: str | None, label: str | None) -> tuple[int | None, str | None]:
     v = _version(version)
     if v is not None and label:
         raise errors.invalid_argument(f"Both model version ({v}) and model version label ({label}) cannot be supplied.")
@@ -71,7 +71,7 @@ class RestApi:
             m = _PREDICT.fullmatch(path)
             if not m:
                 raise malformed
-            name, version, label = m.group(1), *_spec(m.group(1), m.group(2), m.group(3))
+            name, version, label = m.group(1), *_spec(m.group(2), m.group(3))
             length = environ.get("CONTENT_LENGTH")
             stream = environ["wsgi.input"]
             chunked = bool(environ.get("wsgi.input_terminated"))
@@ -89,7 +89,7 @@ class RestApi:
             name = m.group(1) or ""
             if not name:
                 raise errors.invalid_argument("Missing model name in request.")
-            version, label = _spec(name, m.group(2), m.group(3))
+            version, label = _spec(m.group(2), m.group(3))
             if m.group(4) == "metadata":
                 return metadata.metadata_json(self.manager.resolve(name, version, label))
             return metadata.status_json(self.manager.status(name, version, label))

@@ -27,10 +27,10 @@ class ModelServer:
     def _initial_configs(self) -> list[config.ModelConfig]:
         f = self.flags
         if f.model_config_file:
-            configs = config.read_config_file(f.model_config_file)
             with open(f.model_config_file, encoding="utf-8") as fh:
-                self._config_seen = (os.stat(f.model_config_file).st_mtime, fh.read())
-            return configs
+                text = fh.read()
+            self._config_seen = (os.stat(f.model_config_file).st_mtime, text)
+            return config.parse_config_text(text)
         tflog.info(f"{_SERVER}:77", "Building single TensorFlow model file config:  "
                    f"model_name: {f.model_name} model_base_path: {f.model_base_path}")
         return config.from_flags(f.model_name, f.model_base_path)
