@@ -44,6 +44,7 @@ class Sandbox:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.stack = Stack(self.settings)
+        self._client: ControlPlaneClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def up(self) -> tuple[StackState, bool]:
@@ -59,7 +60,11 @@ class Sandbox:
         return state
 
     def client(self) -> ControlPlaneClient:
-        return ControlPlaneClient(self.running().gateway_url)
+        """A client of the running control plane, kept while its URL stays the same (keep-alive connections)."""
+        url = self.running().gateway_url.rstrip("/")
+        if self._client is None or self._client.base_url != url:
+            self._client = ControlPlaneClient(url)
+        return self._client
 
     def store(self) -> Store:
         return Store(self.running().s3_url, self.settings.access_key, self.settings.secret_key)
@@ -212,10 +217,8 @@ class Sandbox:
         client = self.client()
         if action == "list":
             return dict(client.call("GET", f"{ADMIN}/iam", params={k: v for k, v in binding.items() if v}))
-        if action == "token":
-            return dict(client.call("POST", f"{ADMIN}/tokens", binding))
-        method = {"grant": "POST", "revoke": "DELETE"}[action]
-        return dict(client.call(method, f"{ADMIN}/iam", binding))
+        method, path = {"grant": ("POST", "/iam"), "revoke": ("DELETE", "/iam"), "token": ("POST", "/tokens")}[action]
+        return dict(client.call(method, f"{ADMIN}{path}", binding))
 
     # -- predict ---------------------------------------------------------------------------------
     def predict(

@@ -16,6 +16,7 @@ The payload hash is taken from ``x-amz-content-sha256`` as S3 does; the body its
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 import re
@@ -23,11 +24,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote
-from xml.sax.saxutils import escape
 
-from sandbox.s3request import raw_path
+from botocore.auth import HmacV1Auth
 
-StartResponse = Callable[..., Any]
+from sandbox.s3request import StartResponse, raw_path, s3_error
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _AUTH_HEADER = re.compile(
@@ -35,35 +35,7 @@ _AUTH_HEADER = re.compile(
     r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<signature>[0-9a-fA-F]+)"
 )
 _V2_HEADER = re.compile(r"AWS (?P<key>[^:\s]+):(?P<signature>\S+)$")
-_V2_SUBRESOURCES = frozenset(
-    [
-        "acl",
-        "cors",
-        "delete",
-        "lifecycle",
-        "location",
-        "logging",
-        "notification",
-        "partNumber",
-        "policy",
-        "requestPayment",
-        "restore",
-        "tagging",
-        "torrent",
-        "uploadId",
-        "uploads",
-        "versionId",
-        "versioning",
-        "versions",
-        "website",
-        "response-cache-control",
-        "response-content-disposition",
-        "response-content-encoding",
-        "response-content-language",
-        "response-content-type",
-        "response-expires",
-    ]
-)
+_V2_SUBRESOURCES = frozenset(HmacV1Auth.QSAOfInterest)  # what botocore signs as sub-resources
 
 
 _FORBIDDEN = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
@@ -173,7 +145,7 @@ class RequireKeys:
         params = dict(query)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if authorization.startswith("AWS ") or ("Signature" in params and "AWSAccessKeyId" in params):
-            self._verify_v2(environ, authorization, query)
+            self._verify_v2(environ, authorization, query, params)
             return
         if authorization:
             v4 = _AUTH_HEADER.match(authorization)
@@ -206,8 +178,9 @@ class RequireKeys:
         if not hmac.compare_digest(expected, given.lower()):
             raise _signature_mismatch(key_id)
 
-    def _verify_v2(self, environ: dict[str, Any], authorization: str, query: list[tuple[str, str]]) -> None:
-        params = dict(query)
+    def _verify_v2(
+        self, environ: dict[str, Any], authorization: str, query: list[tuple[str, str]], params: dict[str, str]
+    ) -> None:
         if authorization:
             v2 = _V2_HEADER.match(authorization)
             key_id, given = (v2.group("key"), v2.group("signature")) if v2 else ("", "")
@@ -241,7 +214,7 @@ def _signature_mismatch(key_id: str) -> S3AuthError:
 
 def _check_not_expired(amz_date: str, expires: str) -> None:
     try:
-        signed_at = time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.timezone
+        signed_at = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
         expired = signed_at + int(expires) < time.time()
     except (ValueError, OverflowError):
         raise S3AuthError("AuthorizationQueryParametersError", "X-Amz-Date must be in the ISO8601 format") from None
@@ -250,13 +223,5 @@ def _check_not_expired(amz_date: str, expires: str) -> None:
 
 
 def _error(start_response: StartResponse, exc: S3AuthError, environ: dict[str, Any]) -> list[bytes]:
-    extra = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in exc.extra.items())
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{exc.code}</Code><Message>{escape(exc.message)}</Message>{extra}"
-        f"<Resource>{escape(raw_path(environ))}</Resource><RequestId>gdc-sandbox</RequestId></Error>"
-    ).encode()
     status = "403 Forbidden" if exc.code in _FORBIDDEN else "400 Bad Request"
-    body_out = b"" if environ.get("REQUEST_METHOD") == "HEAD" else body
-    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body_out)))])
-    return [body_out]
+    return s3_error(start_response, environ, status, exc.code, exc.message, **exc.extra)

@@ -46,7 +46,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, unquote
 from xml.etree import ElementTree
 
-from sandbox.s3request import raw_path
+from sandbox.s3request import StartResponse, raw_path, s3_error
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ _MAGIC = b"s3persist/1\n"
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SAFE_BUCKET_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
-StartResponse = Callable[..., Any]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -141,8 +140,7 @@ class DiskStore:
     def write_bucket(self, record: dict[str, str]) -> None:
         bdir = self.bucket_dir(record["name"])
         (bdir / "objects").mkdir(parents=True, exist_ok=True)
-        _fsync_dir(bdir)
-        _fsync_dir(self.buckets)
+        _fsync_dir(self.buckets)  # bdir itself is fsynced after bucket.json lands in it
         _write_atomic(bdir / "bucket.json", [json.dumps(record).encode()])
 
     def remove_bucket(self, bucket: str) -> None:
@@ -214,19 +212,15 @@ class PersistentS3:
         status, headers, exc_info = captured
         if int(status.split(" ", 1)[0]) < 400:
             try:
-                self._persist(environ, request_body, b"".join(body))
+                self._persist(environ, request_body, body)
             except Exception:
                 log.exception("could not write %s %s to disk", environ["REQUEST_METHOD"], raw_path(environ))
-                error = (
-                    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                    b"<Message>sandbox could not persist the change to disk; see the server log</Message></Error>"
-                )
-                start_response("500 Internal Server Error", [("Content-Type", "application/xml")])
-                return [error]
+                message = "sandbox could not persist the change to disk; see the server log"
+                return s3_error(start_response, environ, "500 Internal Server Error", "InternalError", message)
         start_response(status, headers, exc_info)
         return body
 
-    def _persist(self, environ: dict[str, Any], request_body: bytes, response_body: bytes) -> None:
+    def _persist(self, environ: dict[str, Any], request_body: bytes, response_body: list[bytes]) -> None:
         method, path = environ["REQUEST_METHOD"], raw_path(environ)
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if path.startswith("/moto-api/"):
@@ -240,7 +234,7 @@ class PersistentS3:
             return
         if not key:
             if method == "POST" and "delete" in query:
-                for name in sorted(_xml_keys(request_body, response_body)):
+                for name in sorted(_xml_keys(request_body, b"".join(response_body))):
                     self.sync_object(bucket, name)
             elif method in ("PUT", "DELETE"):
                 self.sync_bucket(bucket)

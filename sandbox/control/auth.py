@@ -11,8 +11,6 @@ from sandbox.control.iam import IAM
 from sandbox.errors import SandboxError
 from sandbox.settings import PREDICTION_USER_ROLE
 
-ALLOWED_ROLES = (PREDICTION_USER_ROLE, "vertex-ai-prediction-admin")
-
 
 class PredictionAuth:
     """Raises 401 for a missing/unknown token and 403 for an identity without the prediction role."""
@@ -23,13 +21,14 @@ class PredictionAuth:
     def __call__(self, request: Request, project: str) -> str:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise SandboxError(
                 "the request has no bearer token and prediction authorization is on",
                 code="auth.unauthenticated",
                 hint="send `Authorization: Bearer TOKEN`; `gdc-sandbox iam token --identity ID` issues one",
             ).with_status(401)
-        found = self.iam.identity_for(token.strip())
+        found = self.iam.identity_for(token)
         if found is None:
             raise SandboxError(
                 "the bearer token is not known to this sandbox",
@@ -37,7 +36,7 @@ class PredictionAuth:
                 hint="issue a token with `gdc-sandbox iam token --identity ID`",
             ).with_status(401)
         _, identity = found
-        if not any(self.iam.has_role(project, identity, role) for role in ALLOWED_ROLES):
+        if not self.iam.can_predict(project, identity):
             raise SandboxError(
                 f"{identity} may not call predictions in project {project}: it lacks the role {PREDICTION_USER_ROLE}",
                 code="auth.permission-denied",

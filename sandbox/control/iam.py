@@ -18,6 +18,7 @@ ROLES = {
     "vertex-ai-prediction-admin": "project",
 }
 READ_ROLES = (BUCKET_VIEWER_ROLE, "project-bucket-object-admin")
+PREDICT_ROLES = (PREDICTION_USER_ROLE, "vertex-ai-prediction-admin")
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class IAM:
         with self._lock:
             return any(Binding(project, identity, role, bucket) in self.bindings for role in READ_ROLES)
 
-    def has_role(self, project: str, identity: str, role: str) -> bool:
+    def can_predict(self, project: str, identity: str) -> bool:
         with self._lock:
-            return Binding(project, identity, role, project) in self.bindings
+            return any(Binding(project, identity, role, project) in self.bindings for role in PREDICT_ROLES)
 
     def issue_token(self, project: str, identity: str) -> str:
         token = "gdcs_" + secrets.token_urlsafe(24)
