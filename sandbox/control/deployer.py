@@ -98,6 +98,7 @@ class Deployer:
         for key in list(self.pods.all()):
             for pod in self.pods.pop(key):
                 stop_pod(pod)
+        self.pods.stop_spawning()  # pods still loading; one spawned after this is stopped by `gdc-sandbox down`
 
     # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> None:
@@ -125,6 +126,8 @@ class Deployer:
             return
         for old in self.pods.set(key, pods, generation):
             stop_pod(old)
+        for pod in pods:
+            self.pods.spawned(pod.name)
         status = dict(self.store.get(key) or {}).get("status", status)
         status.update(
             primaryCondition={**READY, "lastTransitionTime": now_rfc3339()},
@@ -210,9 +213,14 @@ class Deployer:
                     pod_dir=self.settings.run_dir / "pods" / pod_name,
                     log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
                     host=self.settings.host,
+                    spawn_record=self.pods.spawn_record(pod_name),
                 )
             )
-            return pod.start(self.settings.deploy_timeout)
+            try:
+                return pod.start(self.settings.deploy_timeout)
+            except BaseException:
+                self.pods.spawned(pod_name)  # pod.start stopped it
+                raise
 
         with ThreadPoolExecutor(max_workers=replicas) as pool:
             futures = [pool.submit(start_one, i) for i in range(replicas)]
@@ -225,6 +233,7 @@ class Deployer:
         if errors:
             for pod in results:
                 stop_pod(pod)
+                self.pods.spawned(pod.name)
             raise errors[0]
         return results
 

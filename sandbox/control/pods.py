@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 
+from sandbox.process import ProcessRecord, stop_group
 from sandbox.runtimes.base import PodInfo, stop_pod
 
 Key = tuple[str, str, str]
@@ -22,6 +23,30 @@ class PodTable:
         self._active: dict[Key, list[PodInfo]] = {}
         self._generation: dict[Key, int] = {}
         self._counter = itertools.count()
+
+    @property
+    def _spawning(self) -> Path:
+        return self.root / "spawning"
+
+    def spawn_record(self, pod_name: str) -> Path:
+        """Where a starting pod's process record goes until the pod is in the table (see :meth:`spawned`)."""
+        self._spawning.mkdir(exist_ok=True)
+        return self._spawning / f"{pod_name}.json"
+
+    def spawned(self, pod_name: str) -> None:
+        """The pod is in the table, or stopped: its spawn record is no longer needed."""
+        (self._spawning / f"{pod_name}.json").unlink(missing_ok=True)
+
+    def stop_spawning(self) -> int:
+        """Stop pods that were started but never made it into the table (a shutdown during a rollout)."""
+        stopped = 0
+        for path in self._spawning.glob("*.json") if self._spawning.is_dir() else []:
+            record = ProcessRecord.load(path)
+            if record is not None and record.is_alive():
+                stop_group(record)
+                stopped += 1
+            path.unlink(missing_ok=True)
+        return stopped
 
     def _path(self, key: Key) -> Path:
         return self.root / f"{key[1]}__{key[2]}.json"
@@ -63,7 +88,7 @@ class PodTable:
 
     def stop_orphans(self) -> int:
         """Stop pods recorded by a previous control plane that died without cleaning up."""
-        stopped = 0
+        stopped = self.stop_spawning()
         for path in self.root.glob("*.json"):
             try:
                 data = json.loads(path.read_text())

@@ -36,6 +36,9 @@ class PodSpec:
     host: str = "127.0.0.1"
     workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    spawn_record: Path | None = None
+    """Where the process record is written the moment the server starts, so that it can be stopped even
+    if the control plane goes away while the pod is still loading."""
 
 
 @dataclass
@@ -124,7 +127,12 @@ class ModelServerPod:
         self.spec.pod_dir.mkdir(parents=True)
         self.stage()
         self.process = ManagedProcess.start(
-            self.spec.name, self.argv(), self.spec.log_path, env=self.env(), cwd=self.spec.pod_dir
+            self.spec.name,
+            self.argv(),
+            self.spec.log_path,
+            env=self.env(),
+            cwd=self.spec.pod_dir,
+            record_path=self.spec.spawn_record,
         )
         try:
             self.wait_ready(timeout)

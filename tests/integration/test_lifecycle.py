@@ -56,3 +56,25 @@ def test_status_of_a_home_that_never_ran(tmp_path: Path) -> None:
     sb = Sandbox(Settings(home=tmp_path / "never"))
     assert sb.stack.status() == []
     assert sb.down() == []
+
+
+def test_down_while_a_pod_is_still_loading_leaves_no_model_server(
+    own_sandbox: Sandbox, torch_model: tuple[Path, object]
+) -> None:
+    from sandbox.process import ProcessRecord
+
+    own_sandbox.up()
+    own_sandbox.upload(torch_model[0], "s3://models/loading/1", progress=False)
+    own_sandbox.deploy("s3://models/loading/1", "pytorch-cpu.2-4", "loading-ep", wait=False)
+    spawning = own_sandbox.settings.state_dir / "pods" / "spawning"
+    deadline = time.monotonic() + 30
+    records: list[ProcessRecord] = []
+    while not records:  # TorchServe takes seconds to load: catch it between start and ready
+        assert time.monotonic() < deadline, "the pod never started"
+        records = [r for r in map(ProcessRecord.load, spawning.glob("*.json")) if r is not None]
+        time.sleep(0.02)
+
+    own_sandbox.down()
+
+    assert not any(r.is_alive() for r in records), records
+    assert not list(spawning.glob("*.json"))
