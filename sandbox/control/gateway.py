@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +14,8 @@ from werkzeug.wrappers import Request, Response
 from sandbox.control.controller import Controller
 from sandbox.control.http import error_body, json_response
 from sandbox.errors import SandboxError, UsageError
-from sandbox.process import tail
 from sandbox.runtimes.base import PodInfo
+from sandbox.runtimes.serverlog import last_error_line, wait_until_quiet
 
 
 class PredictionGateway:
@@ -126,7 +125,7 @@ class PredictionGateway:
             return json_response(body)
         message = _server_message(body)
         status = response.status_code if response.status_code >= 400 else 500
-        cause = _last_error_line(pod.process.log_path) if status >= 500 else ""
+        cause = _model_server_cause(Path(pod.process.log_path)) if status >= 500 else ""
         hint = "this is the model server's own error for your request"
         if cause:
             hint += f"; its log says: {cause}"
@@ -153,16 +152,10 @@ class PredictionGateway:
         )
 
 
-_ERROR_LINE = re.compile(r"\b([A-Z]\w*(?:Error|Exception)\b.*)")
-
-
-def _last_error_line(log_path: str) -> str:
-    """The last exception line of a model server log (TorchServe hides it behind "Prediction failed")."""
-    for line in reversed(tail(Path(log_path), 80).splitlines()):
-        match = _ERROR_LINE.search(line.split(" - ", 1)[-1])
-        if match and "ACCESS_LOG" not in line:
-            return match.group(1).strip()[:500]
-    return ""
+def _model_server_cause(log_path: Path) -> str:
+    """The exception behind a model server's 5xx, once its log has caught up."""
+    wait_until_quiet(log_path, quiet=0.1, limit=0.5)
+    return last_error_line(log_path)
 
 
 def _server_message(body: Any) -> str:

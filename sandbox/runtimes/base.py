@@ -19,7 +19,8 @@ import requests
 
 from sandbox.errors import DeployFailed
 from sandbox.images import Image
-from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group, tail
+from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
+from sandbox.runtimes.serverlog import failure_report
 
 
 @dataclass
@@ -161,16 +162,13 @@ class ModelServerPod:
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.spec.log_path, lines)
-
     def failed(self, message: str, reason: str = "ModelLoadFailed") -> DeployFailed:
-        """A DeployFailed carrying the model server's log tail."""
+        """A DeployFailed carrying the model server's exception lines and log tail."""
         return DeployFailed(
             message,
             code=f"deploy.{reason}",
             hint=f"the model server log is {self.spec.log_path}; `gdc-sandbox check` explains most artifact problems",
-            details=f"model server log (last lines):\n{self.log_tail()}",
+            details=failure_report(self.spec.log_path),
         )
 
     def exited(self) -> bool:

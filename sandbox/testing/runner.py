@@ -14,6 +14,7 @@ from typing import Any
 
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
+from sandbox.runtimes.serverlog import failure_report
 from sandbox.testing.scenario import Built, Case, Scenario, load_builder
 
 
@@ -28,7 +29,7 @@ class ScenarioFailure(AssertionError):
         expected: Any = None,
         actual: Any = None,
         tolerance: str = "",
-        log_tail: str = "",
+        server_log: str = "",
     ) -> None:
         super().__init__(summary)
         self.summary = summary
@@ -36,7 +37,7 @@ class ScenarioFailure(AssertionError):
         self.expected = expected
         self.actual = actual
         self.tolerance = tolerance
-        self.log_tail = log_tail
+        self.server_log = server_log
 
     def render(self) -> str:
         lines = [f"scenario failed: {self.summary}"]
@@ -45,9 +46,8 @@ class ScenarioFailure(AssertionError):
                 lines.append(f"  {label}: {_short(value)}")
         if self.tolerance:
             lines.append(f"  tolerance: {self.tolerance}")
-        if self.log_tail:
-            lines.append("  model server log (last lines):")
-            lines += ["    " + line for line in self.log_tail.splitlines()]
+        if self.server_log:
+            lines += ["  " + line for line in self.server_log.splitlines()]
         return "\n".join(lines)
 
 
@@ -113,7 +113,7 @@ class ScenarioRun:
     def _assert_deploy(self) -> None:
         expect = self.scenario.deploy
         if expect.expect == "ready" and self.deploy_error is not None:
-            raise ScenarioFailure(f"deploy failed: {self.deploy_error.message}", log_tail=self.deploy_error.details)
+            raise ScenarioFailure(f"deploy failed: {self.deploy_error.message}", server_log=self.deploy_error.details)
         if expect.expect == "failed":
             if self.deploy_error is None:
                 raise ScenarioFailure("deploy succeeded but the scenario expects the model server to fail")
@@ -126,7 +126,7 @@ class ScenarioRun:
                     "the deploy failure does not carry the expected message",
                     expected=absent,
                     actual=self.deploy_error.message,
-                    log_tail=self.deploy_error.details,
+                    server_log=self.deploy_error.details,
                 )
 
     def run_case(self, case: Case) -> None:
@@ -143,7 +143,7 @@ class ScenarioRun:
                 request=request,
                 expected=expect.status,
                 actual=answer,
-                log_tail=self._log_tail(),
+                server_log=self._server_log(),
             )
         if expect.error_contains and expect.error_contains not in json.dumps(answer):
             raise ScenarioFailure(
@@ -160,16 +160,14 @@ class ScenarioRun:
                 raise ScenarioFailure("match_reference needs the builder to return a reference function")
             _assert_close(predictions, self.built.reference(case.instances), expect.atol, expect.rtol, request)
 
-    def _log_tail(self) -> str:
+    def _server_log(self) -> str:
         try:
             pods = [p for p in self.sandbox.pods() if p["deployedModel"] == self.deployed_model]
         except SandboxError:
             return ""
         if not pods:
             return ""
-        from sandbox.process import tail
-
-        return tail(Path(pods[0]["log"]), 20)
+        return failure_report(Path(pods[0]["log"]), 20)
 
     def cleanup(self) -> None:
         for kind, name in self.created:

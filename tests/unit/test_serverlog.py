@@ -1,0 +1,69 @@
+"""Reading a model server's log after a failure: late lines are waited for, exception lines are found."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sandbox.runtimes.serverlog import error_lines, failure_report, last_error_line
+
+# Lines as TorchServe writes them (worker output goes through a reader thread, prefixed MODEL_LOG).
+WORKER_DIED = "2026-11-24T21:14:02,401 [INFO ] epollEventLoopGroup-4-1 WorkerThread - 9000 Worker disconnected."
+LOAD_FAILED = (
+    "2026-11-24T21:14:02,405 [INFO ] W-9000-model_1.0-stdout MODEL_LOG - Failed to load model model, "
+    "exception PytorchStreamReader failed locating file constants.pkl: file not found."
+)
+RUNTIME_ERROR = (
+    "2026-11-24T21:14:02,406 [INFO ] W-9000-model_1.0-stdout MODEL_LOG - RuntimeError: PytorchStreamReader "
+    "failed locating file constants.pkl: file not found."
+)
+ACCESS = '2026-11-24T21:14:02,407 [INFO ] ACCESS_LOG - /127.0.0.1:52020 "POST /models HTTP/1.1" 500 1069'
+
+
+def _append_later(path: Path, lines: list[str], delay: float) -> threading.Thread:
+    def write() -> None:
+        time.sleep(delay)
+        with open(path, "a") as handle:
+            for line in lines:
+                handle.write(line + "\n")
+                handle.flush()
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def test_failure_report_waits_for_the_worker_exception_written_after_the_refusal(tmp_path: Path) -> None:
+    log = tmp_path / "pod.log"
+    log.write_text(WORKER_DIED + "\n" + ACCESS + "\n")
+    writer = _append_later(log, [LOAD_FAILED, RUNTIME_ERROR], delay=0.15)
+    try:
+        report = failure_report(log)
+    finally:
+        writer.join()
+    assert "Failed to load model model, exception PytorchStreamReader failed locating file constants.pkl" in report
+    head, _, tail = report.partition("model server log (last lines):")
+    assert head.startswith("model server errors:")
+    assert "RuntimeError: PytorchStreamReader" in head
+    assert tail.strip().endswith(RUNTIME_ERROR)
+
+
+def test_exception_lines_survive_a_long_log_after_them(tmp_path: Path) -> None:
+    noise = [f"2026-11-24T21:14:03,{i:03d} [DEBUG] W-9000 WorkerThread - State change {i}" for i in range(200)]
+    log = tmp_path / "pod.log"
+    log.write_text("\n".join([LOAD_FAILED, RUNTIME_ERROR, RUNTIME_ERROR, *noise, ACCESS]) + "\n")
+    report = failure_report(log, lines=10)
+    assert "Failed to load model model" in report
+    assert report.count("RuntimeError: PytorchStreamReader") == 1  # repeated lines are shown once
+    assert error_lines(log) == [LOAD_FAILED.split(" - ", 1)[1], RUNTIME_ERROR.split(" - ", 1)[1]]
+
+
+def test_last_error_line_skips_access_log_and_plain_lines(tmp_path: Path) -> None:
+    log = tmp_path / "pod.log"
+    log.write_text(RUNTIME_ERROR + "\n" + ACCESS + "\nplain line\n")
+    assert last_error_line(log).startswith("RuntimeError: PytorchStreamReader failed locating file constants.pkl")
+    (tmp_path / "clean.log").write_text("all good\n")
+    assert last_error_line(tmp_path / "clean.log") == ""
+    assert last_error_line(tmp_path / "missing.log") == ""
