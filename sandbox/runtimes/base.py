@@ -109,6 +109,10 @@ class ModelServerPod:
         env.update({"TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"})
         return env
 
+    def extra_logs(self) -> list[Path]:
+        """Other logs that may hold the reason of a failure (besides ``spec.log_path``). Override."""
+        return []
+
     def wait_ready(self, timeout: float) -> None:
         """Block until the model answers; raise :class:`DeployFailed` with the server's own words. Override."""
 
@@ -168,7 +172,7 @@ class ModelServerPod:
             message,
             code=f"deploy.{reason}",
             hint=f"the model server log is {self.spec.log_path}; `gdc-sandbox check` explains most artifact problems",
-            details=failure_report(self.spec.log_path),
+            details=failure_report(self.spec.log_path, also=self.extra_logs()),
         )
 
     def exited(self) -> bool:

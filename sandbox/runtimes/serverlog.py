@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from sandbox.process import tail
@@ -57,11 +58,14 @@ def last_error_line(path: Path) -> str:
     return lines[0] if lines else ""
 
 
-def failure_report(path: Path, lines: int = 40) -> str:
-    """What to show when a model server failed: its exception lines, then the log's last lines."""
-    wait_until_quiet(path)
+def failure_report(path: Path, lines: int = 40, also: Sequence[Path] = ()) -> str:
+    """What to show when a model server failed: the exception lines of its log (and of the ``also`` logs,
+    e.g. a copy of a worker's output), then the log's last lines."""
+    for log in (path, *also):
+        wait_until_quiet(log)
+    errors = [line for log in (*also, path) for line in error_lines(log)]
     report = ""
-    errors = error_lines(path)
     if errors:
-        report = "model server errors:\n" + "\n".join(f"  {line}" for line in errors) + "\n"
+        unique = list(dict.fromkeys(errors))[-12:]
+        report = "model server errors:\n" + "\n".join(f"  {line}" for line in unique) + "\n"
     return report + f"model server log (last lines):\n{tail(path, lines)}"

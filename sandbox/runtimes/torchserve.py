@@ -8,6 +8,7 @@ as a user would (``POST /models?url=model.mar``), so registration failures are T
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import time
@@ -47,6 +48,21 @@ def config_properties(host: str, ports: dict[str, int], model_store: Path, worke
     )
 
 
+def worker_python_script(python: str, output_log: Path) -> str:
+    """A bash script that runs a TorchServe worker with ``python`` and appends its output to ``output_log``.
+
+    TorchServe copies a worker's output into its own log from a reader thread that it stops as soon as the
+    worker dies, so on a loaded machine the worker's last lines, the exception that explains a failed load,
+    can be lost. The worker keeps its PID (``exec``) and TorchServe still reads everything it did before.
+    """
+    log = shlex.quote(str(output_log))
+    return (
+        "#!/usr/bin/env bash\n"
+        "# TorchServe worker, with a copy of its output kept by gdc-sandbox\n"
+        f'exec {shlex.quote(python)} "$@" > >(exec tee -a {log}) 2> >(exec tee -a {log} >&2)\n'
+    )
+
+
 class TorchServePod(ModelServerPod):
     framework = "torch"
     health_path = "/ping"
@@ -56,17 +72,33 @@ class TorchServePod(ModelServerPod):
     def model_store(self) -> Path:
         return self.spec.pod_dir / "model-store"
 
+    @property
+    def worker_python(self) -> Path:
+        return self.spec.pod_dir / "worker-python"
+
+    @property
+    def worker_output(self) -> Path:
+        return self.spec.pod_dir / "logs" / "worker-output.log"
+
+    def extra_logs(self) -> list[Path]:
+        return [self.worker_output]
+
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
+        self.worker_output.parent.mkdir(parents=True, exist_ok=True)
+        self.worker_python.write_text(worker_python_script(sys.executable, self.worker_output))
+        self.worker_python.chmod(0o755)
         shutil.copytree(self.spec.artifact_dir, self.model_store)
         (self.spec.pod_dir / "config.properties").write_text(
             config_properties(self.spec.host, self.ports, self.model_store, self.spec.workers)
         )
 
     def argv(self) -> list[str]:
-        torchserve = Path(sys.executable).with_name("torchserve")
         return [
-            str(torchserve),
+            sys.executable,
+            "-m",
+            "sandbox.runtimes.ts_launch",
+            str(self.worker_python),
             "--foreground",
             "--ts-config",
             str(self.spec.pod_dir / "config.properties"),

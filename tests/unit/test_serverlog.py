@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from sandbox.runtimes.serverlog import error_lines, failure_report, last_error_line
+from sandbox.runtimes.torchserve import worker_python_script
 
 # Lines as TorchServe writes them (worker output goes through a reader thread, prefixed MODEL_LOG).
 WORKER_DIED = "2026-11-24T21:14:02,401 [INFO ] epollEventLoopGroup-4-1 WorkerThread - 9000 Worker disconnected."
@@ -67,3 +70,30 @@ def test_last_error_line_skips_access_log_and_plain_lines(tmp_path: Path) -> Non
     (tmp_path / "clean.log").write_text("all good\n")
     assert last_error_line(tmp_path / "clean.log") == ""
     assert last_error_line(tmp_path / "missing.log") == ""
+
+
+def test_failure_report_reads_the_worker_copy_when_torchserve_lost_the_lines(tmp_path: Path) -> None:
+    log, worker = tmp_path / "pod.log", tmp_path / "worker-output.log"
+    log.write_text(WORKER_DIED + "\n" + ACCESS + "\n")
+    worker.write_text("Traceback (most recent call last):\nValueError: Expected only one class as model definition.\n")
+    report = failure_report(log, also=[worker])
+    head, _, tail = report.partition("model server log (last lines):")
+    assert "ValueError: Expected only one class as model definition." in head
+    assert "ValueError" not in tail  # the tail is TorchServe's own log, as it is
+
+
+def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_path: Path) -> None:
+    script, copy = tmp_path / "worker-python", tmp_path / "logs" / "worker output.log"
+    copy.parent.mkdir()
+    script.write_text(worker_python_script(sys.executable, copy))
+    script.chmod(0o755)
+    code = "import os, sys; print(os.getpid(), flush=True); print('boom: worker died', file=sys.stderr); sys.exit(3)"
+    proc = subprocess.Popen([str(script), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert out.strip() == str(proc.pid)  # exec: TorchServe's handle on the worker is the worker itself
+    assert "boom: worker died" in err
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "boom" not in copy.read_text():
+        time.sleep(0.05)
+    assert set(copy.read_text().splitlines()) == {str(proc.pid), "boom: worker died"}
