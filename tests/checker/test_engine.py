@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -145,3 +146,20 @@ def test_fuzz_random_files(tmp_path_factory: pytest.TempPathFactory, data: bytes
         json.dumps(check_artifact(folder / name).to_dict())
         json.dumps(check_artifact(folder).to_dict())
         (folder / name).unlink()
+
+
+def test_check_into_a_closed_pipe_ends_quietly(tf_models: Path, tmp_path: Path) -> None:
+    """`gdc-sandbox check DIR | head -1`: the reader goes away early; no traceback, the usual exit code 141."""
+    env = {**os.environ, "GDC_SANDBOX_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "check", str(tf_models / "keras_training")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the CLI has imported anything, let alone printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err
