@@ -185,6 +185,18 @@ CODES: dict[str, CodeInfo] = {
         "the graph base64-decodes a string input the server already decodes",
         'drop tf.io.decode_base64 from the serving function and send {{"b64": ...}}',
     ),
+    "tf.parsing-signature": CodeInfo(
+        "warning",
+        "serving_default reads serialized tf.Example protos, not the features themselves",
+        'send each instance as {{"b64": <serialized tf.train.Example>}}, or export a serving function that '
+        "takes the features as named tensors",
+    ),
+    "tf.training-mode": CodeInfo(
+        "warning",
+        "serving_default behaves as in training: random ops, batch statistics or variable updates per request",
+        "call the model with training=False in the serving function (TF1: K.set_learning_phase(0)) and export "
+        "again; ignore this only if the serving function is meant to sample or to keep state",
+    ),
     "tf.payload-large": CodeInfo(
         "warning",
         "one instance of a dense input is larger than the 1.5 MB request limit",

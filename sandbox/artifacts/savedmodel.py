@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.artifacts import tf_ops, tfproto, warmup
+from sandbox.artifacts.tf_behaviour import check_serving_behaviour
 from sandbox.artifacts.tf_files import check_assets, check_unsaved_variables, check_variables
 from sandbox.artifacts.tf_graph import GraphWalker
 from sandbox.diagnostics import Diagnostic, make
@@ -44,7 +45,7 @@ def check_savedmodel(root: Path, image: Image) -> list[Diagnostic]:
     walker = GraphWalker(mg)
     roots = _serving_roots(mg, walker)
     out += _check_ops(walker, roots, image)
-    out += _check_double_b64(mg, walker)
+    out += check_serving_behaviour(mg, walker)
     out += check_variables(root, mg, walker)
     out += check_unsaved_variables(mg, walker)
     out += check_assets(root, mg, walker, roots)
@@ -270,21 +271,3 @@ def _check_ops(walker: GraphWalker, roots: list[Any], image: Image) -> list[Diag
                     )
                 )
     return out
-
-
-def _check_double_b64(mg: Any, walker: GraphWalker) -> list[Diagnostic]:
-    sig = mg.signature_def.get("serving_default", None)
-    if sig is None or not any(i.dtype == tfproto.DT_STRING for i in sig.inputs.values()):
-        return []
-    served = walker.upstream(o.name for o in sig.outputs.values())
-    if any(u.op == "DecodeBase64" for u in walker.uses(served)):
-        return [
-            make(
-                "tf.double-base64",
-                "serving_default takes a DT_STRING input and runs DecodeBase64: the server "
-                'already decoded {"b64": ...} values, so the graph decodes twice (\'Invalid character found in '
-                "base64')",
-                path="serving_default",
-            )
-        ]
-    return []

@@ -92,24 +92,43 @@ class GraphWalker:
             ]
         return out
 
+    def scopes(self, roots: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(where, nodes by name)`` for ``roots`` (``graph``) and each function they reach."""
+        yield "graph", {n.name: n for n in roots}
+        for fname in sorted(self.reachable_functions(roots)):
+            yield fname, {n.name: n for n in self.functions[fname].node_def}
+
     def absolute_file_reads(self, roots: list[Any]) -> list[tuple[str, str]]:
         """``(path, where)`` for file-reading ops fed by a string constant holding an absolute path."""
         found: list[tuple[str, str]] = []
-        scopes: list[tuple[str, list[Any]]] = [("graph", roots)]
-        scopes += [(f, list(self.functions[f].node_def)) for f in sorted(self.reachable_functions(roots))]
-        for where, nodes in scopes:
-            by_name = {n.name: n for n in nodes}
-            for node in nodes:
-                if node.op not in FILE_READING_OPS:
-                    continue
-                for inp in node.input:
-                    const = _follow_identity(by_name, node_name(inp))
-                    if const is None:
-                        continue
-                    for value in const.attr["value"].tensor.string_val:
-                        if _ABSOLUTE.match(value):
-                            found.append((value.decode("utf-8", "replace"), where))
+        for where, by_name, node in self._nodes_of(roots, FILE_READING_OPS):
+            for value in constant_strings(by_name, node):
+                if _ABSOLUTE.match(value):
+                    found.append((value.decode("utf-8", "replace"), where))
         return found
+
+    def string_constants_feeding(self, roots: list[Any], ops: set[str]) -> list[tuple[str, str, list[str]]]:
+        """``(op, where, strings)`` for each node of ``ops``: the string constants among its inputs."""
+        return [
+            (node.op, where, [v.decode("utf-8", "replace") for v in constant_strings(by_name, node)])
+            for where, by_name, node in self._nodes_of(roots, ops)
+        ]
+
+    def _nodes_of(self, roots: list[Any], ops: set[str]) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        for where, by_name in self.scopes(roots):
+            for node in by_name.values():
+                if node.op in ops:
+                    yield where, by_name, node
+
+
+def constant_strings(by_name: dict[str, Any], node: Any) -> list[bytes]:
+    """String values of the Const nodes (through Identity) feeding ``node``'s inputs."""
+    values: list[bytes] = []
+    for inp in node.input:
+        const = _follow_identity(by_name, node_name(inp))
+        if const is not None:
+            values += const.attr["value"].tensor.string_val
+    return values
 
 
 def _attrs(node: Any) -> dict[str, bytes]:

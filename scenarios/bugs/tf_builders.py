@@ -218,6 +218,21 @@ def tf_keras_untracked_in_module(out_dir: Path) -> Built:
     return Built(out_dir)
 
 
+def tf_keras3_saved_with_tf_saved_model_save(out_dir: Path) -> Built:
+    """tf.saved_model.save(keras3_model, path, signatures=...) instead of model.export() (keras#19274, serving#2226).
+
+    The model is the root object, yet the signature reads variable handles other than the ones the restore
+    op fills: Python's tf.saved_model.load serves it, the C++ session loader of TF Serving does not.
+    """
+    tf = _tf()
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="y")], name="net")
+    serve = tf.function(lambda x: {"y": model(x)}, input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+    tf.saved_model.save(model, str(out_dir), signatures={"serving_default": serve.get_concrete_function()})
+    return Built(out_dir)
+
+
 def tf_input_without_batch_dim(out_dir: Path) -> Built:
     """A signature input of shape [4] instead of [None, 4] (tensorflow/serving#2104, #1855)."""
     tf = _tf()
@@ -274,4 +289,44 @@ def tf_warmup_not_tfrecord(out_dir: Path) -> Built:
 def tf_doubler_ok(out_dir: Path) -> Built:
     """A good y=2x SavedModel (deployed on the wrong image by the scenario)."""
     _module_export(out_dir, _doubler(_tf()))
+    return Built(out_dir)
+
+
+# --- tf.parsing-signature ------------------------------------------------------------------------------
+def tf_parses_tf_examples(out_dir: Path) -> Built:
+    """An Estimator-style export: the only input is serialized tf.Example protos (tensorflow#21234, serving#1017)."""
+    tf = _tf()
+
+    class Parsing(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples: Any) -> Any:
+            features = tf.io.parse_example(examples, {"age": tf.io.FixedLenFeature([1], tf.float32)})
+            return {"y": features["age"] * 2.0}
+
+    _module_export(out_dir, Parsing())
+    return Built(out_dir)
+
+
+# --- tf.training-mode ----------------------------------------------------------------------------------
+def tf_keras_served_in_training_mode(out_dir: Path) -> Built:
+    """x -> BatchNormalization -> Dense(w=2, b=0.5), exported with an endpoint calling model(x, training=True).
+
+    In training mode the batch norm uses the request's own batch statistics: a lone instance is normalized
+    to 0, so every single-instance request answers the Dense bias (0.5) instead of about 2x + 0.5.
+    """
+    tf = _tf()
+    import keras
+    import numpy as np
+
+    x = keras.Input((1,), name="x")
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(keras.layers.BatchNormalization()(x)))
+    model.get_layer("y").set_weights([np.array([[2.0]], np.float32), np.array([0.5], np.float32)])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda x: {"y": model(x, training=True)},
+        input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")],
+    )
+    archive.write_out(str(out_dir), verbose=False)
     return Built(out_dir)

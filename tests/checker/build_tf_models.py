@@ -76,6 +76,22 @@ def tf2_models() -> None:
     save(s, "nobatch", {"serving_default": s.nobatch})
     save(s, "big", {"serving_default": s.big})
 
+    class Examples(tf.Module):
+        """An Estimator-style parsing signature, and the feature-dict signature JSON clients can call."""
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def parsing(self, examples):
+            features = tf.io.parse_example(examples, {"age": tf.io.FixedLenFeature([1], tf.float32)})
+            return {"y": features["age"] * 2.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="age")])
+        def features(self, age):
+            return {"y": age * 2.0}
+
+    e = Examples()
+    save(e, "parse_example", {"serving_default": e.parsing})
+    save(e, "feature_dict", {"serving_default": e.features})
+
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(m.serve.get_concrete_function())
@@ -140,6 +156,39 @@ def keras_models() -> None:
         save(holder, name, {"serving_default": holder.serve})
 
 
+def training_mode_models() -> None:
+    """Dropout + BatchNormalization served with training=True (bad) and training=False (good), Keras 3 and TF1."""
+    import keras
+
+    class Served(tf.Module):
+        def __init__(self, training: bool) -> None:
+            x = keras.Input((4,))
+            h = keras.layers.Dropout(0.5)(keras.layers.BatchNormalization()(keras.layers.Dense(8)(x)))
+            self.m = keras.Model(x, keras.layers.Dense(1)(h))
+            self.training = training
+            self.state = [v.value for v in self.m.variables]
+            self.state += [layer.seed_generator.state.value for layer in self.m.layers if hasattr(layer, "seed_generator")]
+
+        @tf.function(input_signature=[F4])
+        def serve(self, x):
+            return {"y": self.m(x, training=self.training)}
+
+    for name, training in (("keras_training", True), ("keras_inference", False)):
+        served = Served(training)
+        save(served, name, {"serving_default": served.serve})
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        x = v1.placeholder(tf.float32, [None, 2, 2, 3], name="x")
+        h, _, _ = v1.nn.fused_batch_norm(x, tf.ones([3]), tf.zeros([3]), is_training=True)
+        y = tf.reduce_mean(tf.nn.dropout(h, rate=0.5), axis=[1, 2, 3], name="y")
+        builder = v1.saved_model.Builder(str(OUT / "tf1_training"))
+        sig = v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+        builder.save()
+
+
 def warmup() -> None:
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -157,5 +206,6 @@ if __name__ == "__main__":
     tf2_models()
     tf1_models()
     keras_models()
+    training_mode_models()
     warmup()
     (OUT / "DONE").write_text("ok")

@@ -201,6 +201,8 @@ CASES: dict[str, Case] = {
     "tf.output-no-batch-dim": lambda c, g: c.copy("good" if g else "nobatch"),
     "tf.string-input-b64": lambda c, g: c.copy("good" if g else "vocab"),
     "tf.double-base64": lambda c, g: c.copy("vocab" if g else "b64"),
+    "tf.parsing-signature": lambda c, g: c.copy("feature_dict" if g else "parse_example"),
+    "tf.training-mode": lambda c, g: c.copy("keras_inference" if g else "keras_training"),
     "tf.payload-large": lambda c, g: c.copy("good" if g else "big"),
     "torch.raw-weights": lambda c, g: c.mar_dir() if g else _raw(c),
     "mar.wrong-filename": lambda c, g: c.mar_dir(name="model.mar" if g else "mnist.mar"),
@@ -292,6 +294,28 @@ def test_bad_artifact_triggers_code(code: str, ctx: Ctx) -> None:
 def test_good_artifact_does_not(code: str, ctx: Ctx) -> None:
     report = _run(CASES[code], ctx, good=True)
     assert code not in report.codes(), report.render_text()
+
+
+@pytest.mark.parametrize(
+    ("artifact", "evidence"),
+    [
+        ("keras_training", ["StatelessRandomUniformV2", "writes model variables (AssignVariableOp"]),
+        ("tf1_training", ["RandomUniform", "is_training=true"]),
+    ],
+)
+def test_training_mode_names_its_evidence(tf_models: Path, artifact: str, evidence: list[str]) -> None:
+    report = check_artifact(tf_models / artifact)
+    found = [d.message for d in report.diagnostics if d.code == "tf.training-mode"]
+    assert len(found) == 1, report.render_text()
+    for text in evidence:
+        assert text in found[0]
+    assert report.ok  # a warning: the model serves, with the wrong numbers
+
+
+def test_parsing_signature_names_the_features(tf_models: Path) -> None:
+    (message,) = [d.message for d in check_artifact(tf_models / "parse_example").diagnostics if d.code == "tf.parsing-signature"]
+    assert "input 'examples' (DT_STRING) feeds ParseExampleV2 (features age)" in message
+    assert "does not have named input: age" in message
 
 
 def test_cases_match_catalog() -> None:
