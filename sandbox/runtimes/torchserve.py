@@ -48,18 +48,19 @@ def config_properties(host: str, ports: dict[str, int], model_store: Path, worke
     )
 
 
-def worker_python_script(python: str, output_log: Path) -> str:
-    """A bash script that runs a TorchServe worker with ``python`` and appends its output to ``output_log``.
+def worker_python_script(python: str, logs: Path) -> str:
+    """A bash script that runs a TorchServe worker with ``python``, keeping a copy of its output in ``logs``.
 
-    TorchServe copies a worker's output into its own log from a reader thread that it stops as soon as the
+    TorchServe copies a worker's output into its own log from reader threads that it stops as soon as the
     worker dies, so on a loaded machine the worker's last lines, the exception that explains a failed load,
-    can be lost. The worker keeps its PID (``exec``) and TorchServe still reads everything it did before.
+    can be lost. The worker keeps its PID (``exec``) and TorchServe still reads everything. One file per
+    stream, so that lines of the two never interleave mid-line.
     """
-    log = shlex.quote(str(output_log))
+    out, err = (shlex.quote(str(logs / f"worker-{stream}.log")) for stream in ("stdout", "stderr"))
     return (
         "#!/usr/bin/env bash\n"
         "# TorchServe worker, with a copy of its output kept by gdc-sandbox\n"
-        f'exec {shlex.quote(python)} "$@" > >(exec tee -a {log}) 2> >(exec tee -a {log} >&2)\n'
+        f'exec {shlex.quote(python)} "$@" > >(exec tee -a {out}) 2> >(exec tee -a {err} >&2)\n'
     )
 
 
@@ -77,16 +78,16 @@ class TorchServePod(ModelServerPod):
         return self.spec.pod_dir / "worker-python"
 
     @property
-    def worker_output(self) -> Path:
-        return self.spec.pod_dir / "logs" / "worker-output.log"
+    def worker_logs(self) -> Path:
+        return self.spec.pod_dir / "logs"
 
     def extra_logs(self) -> list[Path]:
-        return [self.worker_output]
+        return [self.worker_logs / "worker-stdout.log", self.worker_logs / "worker-stderr.log"]
 
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
-        self.worker_output.parent.mkdir(parents=True, exist_ok=True)
-        self.worker_python.write_text(worker_python_script(sys.executable, self.worker_output))
+        self.worker_logs.mkdir(parents=True, exist_ok=True)
+        self.worker_python.write_text(worker_python_script(sys.executable, self.worker_logs))
         self.worker_python.chmod(0o755)
         shutil.copytree(self.spec.artifact_dir, self.model_store)
         (self.spec.pod_dir / "config.properties").write_text(

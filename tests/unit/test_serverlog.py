@@ -73,7 +73,7 @@ def test_last_error_line_skips_access_log_and_plain_lines(tmp_path: Path) -> Non
 
 
 def test_failure_report_reads_the_worker_copy_when_torchserve_lost_the_lines(tmp_path: Path) -> None:
-    log, worker = tmp_path / "pod.log", tmp_path / "worker-output.log"
+    log, worker = tmp_path / "pod.log", tmp_path / "worker-stderr.log"
     log.write_text(WORKER_DIED + "\n" + ACCESS + "\n")
     worker.write_text("Traceback (most recent call last):\nValueError: Expected only one class as model definition.\n")
     report = failure_report(log, also=[worker])
@@ -83,17 +83,23 @@ def test_failure_report_reads_the_worker_copy_when_torchserve_lost_the_lines(tmp
 
 
 def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_path: Path) -> None:
-    script, copy = tmp_path / "worker-python", tmp_path / "logs" / "worker output.log"
-    copy.parent.mkdir()
-    script.write_text(worker_python_script(sys.executable, copy))
+    script, logs = tmp_path / "worker-python", tmp_path / "pod logs"
+    logs.mkdir()
+    script.write_text(worker_python_script(sys.executable, logs))
     script.chmod(0o755)
-    code = "import os, sys; print(os.getpid(), flush=True); print('boom: worker died', file=sys.stderr); sys.exit(3)"
+    code = (
+        "import os, sys\nfor i in range(200):\n    print(os.getpid(), i)\n    print('boom', i, file=sys.stderr)\n"
+        "sys.exit(3)"
+    )
     proc = subprocess.Popen([str(script), "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3
-    assert out.strip() == str(proc.pid)  # exec: TorchServe's handle on the worker is the worker itself
-    assert "boom: worker died" in err
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "boom" not in copy.read_text():
-        time.sleep(0.05)
-    assert set(copy.read_text().splitlines()) == {str(proc.pid), "boom: worker died"}
+    assert out.splitlines()[0] == f"{proc.pid} 0"  # exec: TorchServe's handle on the worker is the worker itself
+    assert err.splitlines()[-1] == "boom 199"
+    expected = {"stdout": out, "stderr": err}
+    for stream, text in expected.items():
+        copy = logs / f"worker-{stream}.log"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and copy.read_text() != text:
+            time.sleep(0.05)
+        assert copy.read_text() == text  # every line, whole, in order
