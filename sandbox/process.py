@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +37,8 @@ class ProcessRecord:
     create_time: float
     argv: list[str]
     log_path: str
+    scratch_dir: str = ""
+    """A temp folder the process owns outside its working folder; removed when the process is stopped."""
 
     def is_alive(self) -> bool:
         try:
@@ -75,6 +78,7 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         record_path: Path | None = None,
+        scratch_dir: Path | None = None,
     ) -> ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -91,7 +95,7 @@ class ManagedProcess:
             create_time = psutil.Process(popen.pid).create_time()
         except psutil.Error:
             create_time = time.time()
-        record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path))
+        record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path), str(scratch_dir or ""))
         if record_path is not None:
             record.save(record_path)
         return cls(record, popen)
@@ -122,7 +126,16 @@ class ManagedProcess:
 
 
 def stop_group(record: ProcessRecord, timeout: float = 10.0) -> None:
-    """Stop a recorded child and its process group, only if it is still the process we started."""
+    """Stop a recorded child and its process group, only if it is still the process we started; then
+    remove its scratch folder (also when the process had already gone)."""
+    try:
+        _end_group(record, timeout)
+    finally:
+        if record.scratch_dir:
+            shutil.rmtree(record.scratch_dir, ignore_errors=True)
+
+
+def _end_group(record: ProcessRecord, timeout: float) -> None:
     if not record.is_alive():
         return
     try:

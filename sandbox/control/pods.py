@@ -42,9 +42,9 @@ class PodTable:
         stopped = 0
         for path in self._spawning.glob("*.json") if self._spawning.is_dir() else []:
             record = ProcessRecord.load(path)
-            if record is not None and record.is_alive():
-                stop_group(record)
-                stopped += 1
+            if record is not None:
+                stopped += record.is_alive()
+                stop_group(record)  # also removes its scratch folder
             path.unlink(missing_ok=True)
         return stopped
 

@@ -54,7 +54,6 @@ class PodInfo:
     predict_path: str
     process: ProcessRecord
     ports: dict[str, int]
-    tmp_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -64,7 +63,8 @@ class PodInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PodInfo:
         data = dict(data)
-        data["process"] = ProcessRecord(**data["process"])
+        legacy_tmp = data.pop("tmp_dir", "")  # state written before ProcessRecord.scratch_dir existed
+        data["process"] = ProcessRecord(**{"scratch_dir": legacy_tmp, **data["process"]})
         return cls(**data)
 
 
@@ -138,6 +138,7 @@ class ModelServerPod:
             env=self.env(),
             cwd=self.spec.pod_dir,
             record_path=self.spec.spawn_record,
+            scratch_dir=self.tmp_dir,
         )
         try:
             self.wait_ready(timeout)
@@ -157,7 +158,6 @@ class ModelServerPod:
             predict_path=self.predict_path,
             process=self.process.record,
             ports=dict(self.ports),
-            tmp_dir=str(self.tmp_dir),
         )
 
     def stop(self) -> None:
@@ -182,8 +182,6 @@ class ModelServerPod:
 def stop_pod(info: PodInfo) -> None:
     """Stop a pod (possibly recorded by another process) and remove its temp folder."""
     stop_group(info.process)
-    if info.tmp_dir:
-        shutil.rmtree(info.tmp_dir, ignore_errors=True)
 
 
 def json_or_text(response: requests.Response) -> Any:

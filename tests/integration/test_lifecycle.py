@@ -78,3 +78,5 @@ def test_down_while_a_pod_is_still_loading_leaves_no_model_server(
 
     assert not any(r.is_alive() for r in records), records
     assert not list(spawning.glob("*.json"))
+    assert all(r.scratch_dir for r in records)  # the pod's temp folder (TorchServe's sockets)
+    assert not [r.scratch_dir for r in records if Path(r.scratch_dir).exists()]
