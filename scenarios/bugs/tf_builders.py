@@ -15,8 +15,9 @@ from typing import Any
 
 from sandbox.export import export_tensorflow
 from sandbox.testing.scenario import Built
+from sandbox.testing.scratch import private_keras_home
 
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
+private_keras_home()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

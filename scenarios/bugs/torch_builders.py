@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from sandbox.export import archive_mar, export_torch
 from sandbox.testing.scenario import Built
+from sandbox.testing.scratch import temp_dir
 
 
 def _linear() -> Any:
@@ -27,7 +27,7 @@ def _linear() -> Any:
 
 
 def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="gdc-bug-"))
+    return temp_dir("gdc-bug-")
 
 
 def _write(folder: Path, name: str, source: str) -> Path:

@@ -6,15 +6,14 @@ function, so the scenario can compare what the sandbox serves with what the fram
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sandbox.export import export_tensorflow, export_torch
 from sandbox.testing.scenario import Built
+from sandbox.testing.scratch import private_keras_home
 
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
+private_keras_home()
 
 
 def tf_dense_regressor(out_dir: Path) -> Built:

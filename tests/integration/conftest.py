@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,9 @@ import pytest
 
 from sandbox.engine import Sandbox
 from sandbox.export import export_tensorflow, export_torch
+from sandbox.testing.scratch import private_keras_home
 
-os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
+private_keras_home()
 
 
 @pytest.fixture
