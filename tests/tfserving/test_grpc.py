@@ -79,10 +79,24 @@ def test_predict_errors(stub: prediction_service_pb2_grpc.PredictionServiceStub)
     assert (e.code(), e.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label: nope")
     e = rpc_error(stub.Predict, predict_request(signature_name="nope"))
     assert (e.code(), e.details()) == (grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.')
+    # artifact-bugs #15/#16: a TensorProto keeps its dtype; the session refuses it (DirectSession call frame)
     e = rpc_error(stub.Predict, predict_request(x=np.array([[1, 1]], np.float64)))
-    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "double" in e.details()
-    assert "float" in e.details()
+    assert (e.code(), e.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "Expects arg[0] to be float but double is provided")
+    e = rpc_error(stub.Predict, predict_request(x=np.array([[b"1", b"1"]], object)))
+    assert e.details() == "Expects arg[0] to be float but string is provided"
+
+
+def test_predict_dtype_mismatch_counts_args_in_sorted_feed_order(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    """Feeds serving_default_a:0 and serving_default_tag:0 are args 0 and 1, whatever the request's map order."""
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "multi"
+    req.inputs["tag"].CopyFrom(tf.make_tensor_proto(np.array([1], np.int64)))
+    req.inputs["a"].CopyFrom(tf.make_tensor_proto(np.array([[1.0, 2.0]], np.float32)))
+    assert rpc_error(stub.Predict, req).details() == "Expects arg[1] to be string but int64 is provided"
+    req.inputs["tag"].CopyFrom(tf.make_tensor_proto(np.array([b"x"], object)))
+    assert list(stub.Predict(req, timeout=10).outputs["scaled"].float_val) == [2.0, 4.0]
 
 
 def test_predict_input_alias_errors(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import errors
+from .json_values import dtype_string
 from .loader import Servable
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -69,6 +70,24 @@ def _check_inputs(sig: Any, inputs: Mapping[str, np.ndarray]) -> list[tuple[str,
     return feeds
 
 
+def _check_dtypes(sig: Any, feeds: Sequence[tuple[str, np.ndarray]]) -> None:
+    """Refuse a tensor whose dtype is not the signature's, as ``DirectSession::Run``'s call frame does.
+
+    JSON requests are decoded in the signature's dtype; a gRPC TensorProto keeps its own, and TF Serving
+    does not convert it. The session numbers its feeds in sorted tensor-name order.
+    """
+    from tensorflow.python.framework import dtypes
+
+    expected = {info.name: info.dtype for info in sig.inputs.values()}
+    for index, (name, array) in enumerate(sorted(feeds, key=lambda feed: feed[0])):
+        want = expected.get(name)
+        got = dtypes.as_dtype(object if array.dtype.kind in "OSU" else array.dtype).as_datatype_enum
+        if want is not None and got != want:
+            raise errors.invalid_argument(
+                f"Expects arg[{index}] to be {dtype_string(want)} but {dtype_string(got)} is provided"
+            )
+
+
 def run_signature(
     servable: Servable, sig: Any, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
@@ -86,6 +105,7 @@ def run_signature(
         aliases.append(alias)
     if not aliases:
         aliases = sorted(sig.outputs)
+    _check_dtypes(sig, feeds)
     try:
         values = servable.run(feeds, [sig.outputs[a].name for a in aliases])
     except Exception as exc:
