@@ -175,6 +175,12 @@ CODES: dict[str, CodeInfo] = {
         "a signature output has no batch dimension",
         "return per-example outputs with a leading batch dimension (REST row format needs it)",
     ),
+    "tf.generated-names": CodeInfo(
+        "info",
+        "serving_default's tensors have generated names (args_0, inputs_1, output_0), not the model's",
+        "name them at export: tf.TensorSpec(..., name=...) for inputs and a dict of named outputs (Keras 3: "
+        "model.export() keeps input names); or use the generated names in clients",
+    ),
     "tf.string-input-b64": CodeInfo(
         "info",
         'a DT_STRING input: binary values must be sent as {{"b64": ...}}',

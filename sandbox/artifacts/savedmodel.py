@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ MAX_PB_BYTES = 2**31 - 1
 """Protobuf's hard limit: TensorFlow cannot read a larger saved_model.pb either."""
 PAYLOAD_LIMIT = 1_572_864
 CHARS_PER_NUMBER = {"float": 6, "int": 3}
+RENAMED_INPUT = re.compile(r"^(args_\d+|inputs(_\d+)?)$")
+"""Input names tf.saved_model.save gives a function's arguments, whatever the model called them."""
+UNNAMED_INPUT = re.compile(r"^(keras_tensor(_\d+)?|input_layer(_\d+)?|input_\d+)$")
+"""Keras names for inputs the user never named."""
+UNNAMED_OUTPUT = re.compile(r"^output_\d+$")
 
 
 def check_savedmodel(root: Path, image: Image) -> list[Diagnostic]:
@@ -144,8 +150,8 @@ def _check_signatures(mg: Any) -> list[Diagnostic]:
                 path="saved_model.pb",
             )
         ]
-    out: list[Diagnostic] = []
     sig = mg.signature_def["serving_default"]
+    out = _check_generated_names(sig)
     for key, info in sorted(sig.inputs.items()):
         shape = _shape(info)
         if info.dtype == tfproto.DT_STRING:
@@ -189,6 +195,30 @@ def _check_signatures(mg: Any) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+def _check_generated_names(sig: Any) -> list[Diagnostic]:
+    """Generated names where a client has to use them: renamed inputs, or several unnamed inputs or outputs."""
+    several = len(sig.inputs) > 1
+    inputs = sorted(k for k in sig.inputs if RENAMED_INPUT.match(k) or (several and UNNAMED_INPUT.match(k)))
+    outputs = sorted(k for k in sig.outputs if UNNAMED_OUTPUT.match(k)) if len(sig.outputs) > 1 else []
+    parts = []
+    if inputs:
+        parts.append(
+            f"input(s) {', '.join(inputs)}: named instances must use these keys, or fail with "
+            "'JSON object: does not have named input: <your name>'"
+        )
+    if outputs:
+        parts.append(f"outputs {', '.join(outputs)}: each prediction is an object keyed by these names")
+    if not parts:
+        return []
+    return [
+        make(
+            "tf.generated-names",
+            "serving_default has generated tensor names, not your model's: " + "; ".join(parts),
+            path="serving_default",
+        )
+    ]
 
 
 def _shape(info: Any) -> list[int] | None:

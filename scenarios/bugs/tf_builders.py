@@ -331,3 +331,23 @@ def tf_keras_served_in_training_mode(out_dir: Path) -> Built:
     )
     archive.write_out(str(out_dir), verbose=False)
     return Built(out_dir)
+
+
+# --- tf.generated-names --------------------------------------------------------------------------------
+def tf_keras3_two_outputs(out_dir: Path) -> Built:
+    """Keras 3 model with outputs named 'score' and 'double', exported with model.export() (keras#19458).
+
+    The input keeps its name (x); the outputs become output_0 and output_1, so a client reading
+    predictions[i]["score"] gets a KeyError.
+    """
+    import keras
+    import numpy as np
+
+    x = keras.Input((2,), name="x")
+    score = keras.layers.Dense(1, name="score")
+    double = keras.layers.Dense(2, name="double")
+    model = keras.Model(x, [score(x), double(x)])
+    score.set_weights([np.ones((2, 1), np.float32), np.zeros(1, np.float32)])
+    double.set_weights([2.0 * np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+    export_tensorflow(model, out_dir)
+    return Built(out_dir)

@@ -199,6 +199,7 @@ CASES: dict[str, Case] = {
     "tf.warmup-invalid": _warmup,
     "tf.input-no-batch-dim": lambda c, g: c.copy("good" if g else "nobatch"),
     "tf.output-no-batch-dim": lambda c, g: c.copy("good" if g else "nobatch"),
+    "tf.generated-names": lambda c, g: c.copy("good" if g else "tuple_outputs"),
     "tf.string-input-b64": lambda c, g: c.copy("good" if g else "vocab"),
     "tf.double-base64": lambda c, g: c.copy("vocab" if g else "b64"),
     "tf.parsing-signature": lambda c, g: c.copy("feature_dict" if g else "parse_example"),
