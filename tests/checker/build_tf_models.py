@@ -26,11 +26,6 @@ class Linear(tf.Module):
         return {"y": tf.matmul(x, self.w)}
 
     @tf.function(input_signature=[F4])
-    def serve_tuple(self, x):
-        y = tf.matmul(x, self.w)
-        return y, 2.0 * y  # unnamed outputs: output_0, output_1
-
-    @tf.function(input_signature=[F4])
     def serve_pyfunc(self, x):
         y = tf.py_function(lambda t: t * 2.0, [x], tf.float32)
         return {"y": tf.reshape(y, [-1, 4])}
@@ -45,7 +40,14 @@ def tf2_models() -> None:
     save(m, "good", {"serving_default": m.serve})
     save(m, "custom_key", {"predict": m.serve})
     save(m, "pyfunc", {"serving_default": m.serve_pyfunc})
-    save(m, "tuple_outputs", {"serving_default": m.serve_tuple})
+
+    class TupleOutputs(tf.Module):
+        @tf.function(input_signature=[F4])
+        def serve(self, x):
+            return x, 2.0 * x  # unnamed outputs: output_0, output_1
+
+    t = TupleOutputs()
+    save(t, "tuple_outputs", {"serving_default": t.serve})
 
     vocab = OUT / "vocab.txt"
     vocab.write_text("a\nb\nc\n")
