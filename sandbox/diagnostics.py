@@ -269,6 +269,11 @@ CODES: dict[str, CodeInfo] = {
         "the serialized file was written by a newer torch than the image's",
         "save with torch {image_version} (or an older version) or use TorchScript/state_dict",
     ),
+    "mar.training-mode": CodeInfo(
+        "warning",
+        "the TorchScript file was traced in training mode (dropout or batch norm with training=True)",
+        "call model.eval() before torch.jit.trace and archive again (sandbox.export.export_torch does)",
+    ),
     "mar.unsafe-path": CodeInfo(
         "error",
         "the archive has absolute, '..' or symlink entries",

@@ -96,6 +96,16 @@ def judge(
                 path=where,
             )
         )
+    if t.training_calls:
+        out.append(
+            make(
+                "mar.training-mode",
+                f"{serialized} was traced in training mode: its code calls {', '.join(t.training_calls)} with "
+                "training=True baked in, which the handler's model.eval() cannot undo; dropout stays on and "
+                "batch norm normalizes each request by its own batch",
+                path=where,
+            )
+        )
     if t.version is not None and t.version > torch_pickle.MAX_SCRIPT_VERSION:
         out.append(
             make(

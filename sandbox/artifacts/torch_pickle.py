@@ -7,6 +7,7 @@ The pickle is read with :mod:`pickletools` (opcode by opcode): nothing is import
 
 from __future__ import annotations
 
+import ast
 import io
 import pickletools
 import re
@@ -29,6 +30,15 @@ FORMAT_MARKERS = {
     ".storage_alignment": "2.6",
 }
 _CUDA = re.compile(r"^cuda(:\d+)?$")
+MAX_CODE_BYTES = 4 * 1024 * 1024
+#: aten ops with a ``training`` flag, and its position: a trace bakes the flag in as a constant.
+_DROPOUTS = ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout")
+TRAINING_ARG = {
+    **{name + suffix: 2 for name in _DROPOUTS for suffix in ("", "_")},
+    "batch_norm": 5,
+    "rrelu": 3,
+    "rrelu_": 3,
+}
 _SAFE_MODULES = ("torch._utils", "torch._tensor", "torch.serialization", "torch.nn.parameter")
 
 
@@ -40,6 +50,8 @@ class TorchFile:
     version: int | None = None
     min_torch: tuple[str, str] | None = None
     """(first torch version, marker record) of the newest format marker found."""
+    training_calls: list[str] = field(default_factory=list)
+    """TorchScript calls run in training mode, e.g. ``torch.dropout(.., True)``: the mark of a trace in train()."""
     note: str = ""
 
     @property
@@ -138,7 +150,34 @@ def _inspect_zip(zf: zipfile.ZipFile, names: list[str]) -> TorchFile:
             tf.version = int(zf.read(version)[:16].strip() or b"0")
         except Exception:
             tf.version = None
+    if script:
+        tf.training_calls = training_mode_calls(zf, [n for n in names if "/code/" in n and n.endswith(".py")])
     for marker, first in FORMAT_MARKERS.items():
         if record(marker) and (tf.min_torch is None or version_tuple(first) > version_tuple(tf.min_torch[0])):
             tf.min_torch = (first, marker)
     return tf
+
+
+def training_mode_calls(zf: zipfile.ZipFile, code_files: list[str]) -> list[str]:
+    """Distinct ``torch.<op>`` calls in TorchScript code whose training argument is the constant True."""
+    found: list[str] = []
+    budget = MAX_CODE_BYTES
+    for name in code_files:
+        size = zf.getinfo(name).file_size
+        if size > budget:
+            break
+        budget -= size
+        try:
+            tree = ast.parse(zf.read(name).decode("utf-8", "replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            func, position = node.func, TRAINING_ARG.get(node.func.attr)
+            if position is None or not (isinstance(func.value, ast.Name) and func.value.id == "torch"):
+                continue
+            flag = node.args[position] if len(node.args) > position else None
+            if isinstance(flag, ast.Constant) and flag.value is True and f"torch.{func.attr}" not in found:
+                found.append(f"torch.{func.attr}")
+    return found

@@ -299,3 +299,24 @@ def mar_handler_imports_package_path(out_dir: Path) -> Built:
         """)
     archive_mar(_torchscript(tmp), out_dir, handler=str(handler), extra_files=[prep])
     return Built(out_dir)
+
+
+# --- mar.training-mode -----------------------------------------------------------------------------
+def mar_traced_in_training_mode(out_dir: Path) -> Built:
+    """BatchNorm1d(1) -> Linear(1, 1) (w=2, b=0.5) traced without model.eval() (pytorch/pytorch#71929).
+
+    The trace bakes training=True into torch.batch_norm; TorchServe's model.eval() cannot undo it, so each
+    request is normalized by its own batch: a lone instance always answers the bias, 0.5.
+    """
+    import torch
+
+    linear = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        linear.weight.fill_(2.0)
+        linear.bias.fill_(0.5)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(1), linear)  # still in train(): the mistake
+    traced = torch.jit.trace(model, torch.tensor([[1.0], [3.0]]), check_trace=False)
+    weights = _scratch() / "model.pt"
+    traced.save(str(weights))
+    archive_mar(weights, out_dir, handler="base_handler")
+    return Built(out_dir)

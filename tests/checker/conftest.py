@@ -43,7 +43,7 @@ def tf_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def torch_blobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """Serialized torch files: TorchScript, state_dict, CUDA-tagged state_dict, __main__ and module pickles."""
+    """Serialized torch files: TorchScript (scripted; traced in train and eval mode), state_dict, CUDA-tagged state_dict, __main__ and module pickles."""
     import torch
 
     tmp = tmp_path_factory.mktemp("torch")
@@ -52,6 +52,11 @@ def torch_blobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(lin), buf)
     blobs["script"] = buf.getvalue()
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5))
+    for mode in ("train", "eval"):
+        buf = io.BytesIO()
+        torch.jit.save(torch.jit.trace(getattr(net, mode)(), torch.ones(3, 2), check_trace=False), buf)
+        blobs[f"traced_{mode}"] = buf.getvalue()
     buf = io.BytesIO()
     torch.save(lin.state_dict(), buf)
     blobs["state_dict"] = buf.getvalue()

@@ -221,6 +221,7 @@ CASES: dict[str, Case] = {
     ),
     "mar.pickle-main": lambda c, g: _custom_loader(c, "state_dict" if g else "main_pickle", True),
     "mar.torch-version": lambda c, g: _script_version(c, b"3\n" if g else b"12\n"),
+    "mar.training-mode": lambda c, g: c.mar_dir(blob="traced_eval" if g else "traced_train"),
     "mar.unsafe-path": lambda c, g: c.mar_dir(files={("extra.txt" if g else "../evil.txt"): "x"}),
     "mar.requirements": lambda c, g: c.mar_dir(
         files={"requirements.txt": "opencv-python\n"}, model={"requirementsFile": None if g else "requirements.txt"}
