@@ -102,6 +102,20 @@ class StartupTimeout(SandboxError):
         )
 
 
+class PortInUse(SandboxError):
+    """A fixed port the sandbox needs is taken by another program."""
+
+    code = "startup.port-in-use"
+    exit_code = 1
+
+    def __init__(self, service: str, address: str, owner: str, env_var: str) -> None:
+        super().__init__(
+            f"{address} is already in use{f' by {owner}' if owner else ''}; the {service} needs it",
+            hint=f"stop that program, or choose another port: {env_var}=<port> make sandbox-up "
+            f"({env_var}=0 picks a free one)",
+        )
+
+
 class DeployFailed(SandboxError):
     """The model server refused or failed to load the model."""
 

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import psutil
 
-from sandbox.errors import StartupTimeout
+from sandbox.errors import PortInUse, StartupTimeout
 
 T = TypeVar("T")
 
@@ -203,8 +203,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def port_or_free(port: int, host: str = "127.0.0.1") -> int:
-    return port if port else free_port(host)
+def claim_port(port: int, host: str, service: str, env_var: str) -> int:
+    """``port`` if nobody listens on it (``0``: a free port); otherwise :class:`PortInUse` naming the owner.
+
+    Without this check a health probe would be answered by whatever already listens there.
+    """
+    if not port:
+        return free_port(host)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise PortInUse(service, f"{host}:{port}", _listener(port), env_var) from None
+    return port
+
+
+def _listener(port: int) -> str:
+    """``PID n (command line)`` of the process listening on ``port``, when this user may see it."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return f"PID {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline())[:160]})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
 
 
 def wait_until(

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from sandbox.process import ManagedProcess, ProcessRecord, port_or_free, stop_group, wait_healthy
+from sandbox.process import ManagedProcess, ProcessRecord, claim_port, stop_group, wait_healthy
 from sandbox.settings import Settings
 
 
@@ -102,7 +102,10 @@ class Stack:
         self.down()  # clear a half-dead previous stack (only processes we recorded)
         host = self.settings.host
         env = self.child_env()
-        s3_port = port_or_free(self.settings.s3_port, host)
+        s3_port = claim_port(self.settings.s3_port, host, "S3 server", "GDC_SANDBOX_S3_PORT")
+        gw_port = claim_port(self.settings.gateway_port, host, "control plane", "GDC_SANDBOX_GATEWAY_PORT")
+        while gw_port == s3_port and not self.settings.gateway_port:  # two free-port picks can coincide
+            gw_port = claim_port(0, host, "control plane", "GDC_SANDBOX_GATEWAY_PORT")
         s3_url = f"http://{host}:{s3_port}"
         argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port), "--require-keys"]
         argv += ["--data-dir", str(self.settings.s3_data_dir)]
@@ -111,7 +114,6 @@ class Stack:
             wait_healthy(
                 s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout
             )
-            gw_port = port_or_free(self.settings.gateway_port, host)
             gateway_url = f"http://{host}:{gw_port}"
             argv = [sys.executable, "-m", "sandbox.control", "--port", str(gw_port), "--s3-endpoint", s3_url]
             control = ManagedProcess.start("control-plane", argv, self.settings.log_dir / "control-plane.log", env=env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.engine import Sandbox
-from sandbox.errors import SandboxNotRunning
+from sandbox.errors import PortInUse, SandboxNotRunning
 from sandbox.settings import Settings
 
 
@@ -50,6 +51,24 @@ def test_a_crashed_component_shows_as_crashed(own_sandbox: Sandbox) -> None:
     new_state, started = own_sandbox.up()
     assert started and new_state.s3.pid != state.s3.pid
     assert not state.control.is_alive()
+
+
+@pytest.mark.parametrize("taken", ["s3_port", "gateway_port"])
+def test_up_refuses_a_port_another_program_listens_on(tmp_path: Path, taken: str) -> None:
+    """Another server on 9000 or 8080 must not pass for the sandbox's own (it would answer the health probe)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        sb = Sandbox(Settings(home=tmp_path / "home", **{"s3_port": 0, "gateway_port": 0, taken: port}))
+        with pytest.raises(PortInUse) as info:
+            sb.up()
+    err = info.value
+    assert err.code == "startup.port-in-use"
+    assert f"127.0.0.1:{port} is already in use by PID {os.getpid()}" in err.message
+    assert ("GDC_SANDBOX_S3_PORT" if taken == "s3_port" else "GDC_SANDBOX_GATEWAY_PORT") in err.hint
+    assert sb.stack.status() == []  # nothing was started, nothing is left running
+    assert sb.down() == []
 
 
 def test_status_of_a_home_that_never_ran(tmp_path: Path) -> None:
