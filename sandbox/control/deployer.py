@@ -21,7 +21,7 @@ from sandbox.control.resources import FORCE_ANNOTATION
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
-from sandbox.runtimes.base import PodInfo, PodSpec, stop_pod
+from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 from sandbox.store import Store
@@ -96,16 +96,15 @@ class Deployer:
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         for key in list(self.pods.all()):
-            for pod in self.pods.pop(key):
-                stop_pod(pod)
-        self.pods.stop_spawning()  # pods still loading; one spawned after this is stopped by `gdc-sandbox down`
+            self.pods.pop(key)
+        # every pod taken out, and those still loading; one spawned after this is stopped by `gdc-sandbox down`
+        self.pods.stop_loose()
 
     # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> None:
         dm = self.store.get(key)
         if dm is None:
-            for pod in self.pods.pop(key):
-                stop_pod(pod)
+            self.pods.retire(self.pods.pop(key))
             return
         generation = int(dm["metadata"]["generation"])
         status = dict(dm.get("status") or {})
@@ -124,10 +123,10 @@ class Deployer:
         except SandboxError as exc:
             self._set_failed(key, exc.code.split(".", 1)[-1], exc.message, exc)
             return
-        for old in self.pods.set(key, pods, generation):
-            stop_pod(old)
+        previous = self.pods.set(key, pods, generation)
         for pod in pods:
-            self.pods.spawned(pod.name)
+            self.pods.release(pod.name)
+        self.pods.retire(previous)
         status = dict(self.store.get(key) or {}).get("status", status)
         status.update(
             primaryCondition={**READY, "lastTransitionTime": now_rfc3339()},
@@ -219,7 +218,7 @@ class Deployer:
             try:
                 return pod.start(self.settings.deploy_timeout)
             except BaseException:
-                self.pods.spawned(pod_name)  # pod.start stopped it
+                self.pods.release(pod_name)  # pod.start stopped it
                 raise
 
         with ThreadPoolExecutor(max_workers=replicas) as pool:
@@ -231,9 +230,7 @@ class Deployer:
                 except SandboxError as exc:
                     errors.append(exc)
         if errors:
-            for pod in results:
-                stop_pod(pod)
-                self.pods.spawned(pod.name)
+            self.pods.retire(results)
             raise errors[0]
         return results
 

@@ -14,7 +14,12 @@ Key = tuple[str, str, str]
 
 
 class PodTable:
-    """Active pods per DeployedModel key; thread-safe; one JSON file per DeployedModel."""
+    """Active pods per DeployedModel key; thread-safe; one JSON file per DeployedModel.
+
+    A pod outside the table (still starting, or taken out and being stopped) keeps a loose record in
+    ``spawning/`` until :meth:`release`, so a control plane that dies at any moment leaves nothing that
+    the next ``down`` or ``up`` cannot stop (:meth:`stop_orphans`).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -29,16 +34,20 @@ class PodTable:
         return self.root / "spawning"
 
     def spawn_record(self, pod_name: str) -> Path:
-        """Where a starting pod's process record goes until the pod is in the table (see :meth:`spawned`)."""
+        """Where a starting pod's process record goes until the pod is in the table (see :meth:`release`)."""
         self._spawning.mkdir(exist_ok=True)
         return self._spawning / f"{pod_name}.json"
 
-    def spawned(self, pod_name: str) -> None:
-        """The pod is in the table, or stopped: its spawn record is no longer needed."""
+    def _hold(self, pods: list[PodInfo]) -> None:
+        for pod in pods:
+            pod.process.save(self.spawn_record(pod.name))
+
+    def release(self, pod_name: str) -> None:
+        """The pod is in the table, or stopped: its loose record is no longer needed."""
         (self._spawning / f"{pod_name}.json").unlink(missing_ok=True)
 
-    def stop_spawning(self) -> int:
-        """Stop pods that were started but never made it into the table (a shutdown during a rollout)."""
+    def stop_loose(self) -> int:
+        """Stop pods outside the table: started but never added, or taken out and not yet stopped."""
         stopped = 0
         for path in self._spawning.glob("*.json") if self._spawning.is_dir() else []:
             record = ProcessRecord.load(path)
@@ -52,19 +61,29 @@ class PodTable:
         return self.root / f"{key[1]}__{key[2]}.json"
 
     def set(self, key: Key, pods: list[PodInfo], generation: int) -> list[PodInfo]:
-        """Make ``pods`` the active set; returns the previous set (the caller stops them)."""
+        """Make ``pods`` the active set; returns the previous set, held loose until the caller stops and
+        releases them."""
         with self._lock:
             previous = self._active.get(key, [])
+            self._hold(previous)
             self._active[key] = pods
             self._generation[key] = generation
             self._path(key).write_text(json.dumps({"generation": generation, "pods": [p.to_dict() for p in pods]}))
             return previous
 
     def pop(self, key: Key) -> list[PodInfo]:
+        """Take a DeployedModel's pods out; they are held loose until the caller stops and releases them."""
         with self._lock:
+            self._hold(self._active.get(key, []))
             self._generation.pop(key, None)
             self._path(key).unlink(missing_ok=True)
             return self._active.pop(key, [])
+
+    def retire(self, pods: list[PodInfo]) -> None:
+        """Stop pods taken out of the table (by :meth:`pop` or :meth:`set`) and drop their loose records."""
+        for pod in pods:
+            stop_pod(pod)
+            self.release(pod.name)
 
     def get(self, key: Key) -> list[PodInfo]:
         with self._lock:
@@ -88,7 +107,7 @@ class PodTable:
 
     def stop_orphans(self) -> int:
         """Stop pods recorded by a previous control plane that died without cleaning up."""
-        stopped = self.stop_spawning()
+        stopped = self.stop_loose()
         for path in self.root.glob("*.json"):
             try:
                 data = json.loads(path.read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -99,3 +100,23 @@ def test_down_while_a_pod_is_still_loading_leaves_no_model_server(
     assert not list(spawning.glob("*.json"))
     assert all(r.scratch_dir for r in records)  # the pod's temp folder (TorchServe's sockets)
     assert not [r.scratch_dir for r in records if Path(r.scratch_dir).exists()]
+
+
+def test_down_right_after_a_delete_stops_the_pod_and_removes_its_temp_folder(
+    own_sandbox: Sandbox, torch_model: tuple[Path, object]
+) -> None:
+    """The delete's reconcile is still stopping the pod when `down` ends the control plane."""
+    from sandbox.runtimes.base import PodInfo
+
+    own_sandbox.up()
+    own_sandbox.upload(torch_model[0], "s3://models/deleted/1", progress=False)
+    own_sandbox.deploy("s3://models/deleted/1", "pytorch-cpu.2-4", "deleted-ep")
+    tables = list((own_sandbox.settings.state_dir / "pods").glob("*.json"))
+    pods = [PodInfo.from_dict(p) for table in tables for p in json.loads(table.read_text())["pods"]]
+    assert len(pods) == 1 and pods[0].process.is_alive() and Path(pods[0].process.scratch_dir).is_dir()
+
+    own_sandbox.delete("DeployedModel", own_sandbox.pods()[0]["deployedModel"])
+    own_sandbox.down()
+
+    assert not pods[0].process.is_alive()
+    assert not Path(pods[0].process.scratch_dir).exists()
