@@ -29,8 +29,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
+from tests.tfserving.models import conv as save_conv  # noqa: E402
+
 
 class Dense(tf.Module):
+    """A 16 -> 32 -> 1 MLP, larger than the conformance tests' Dense so compute is visible."""
+
     def __init__(self) -> None:
         super().__init__()
         rng = np.random.default_rng(0)
@@ -40,19 +44,6 @@ class Dense(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="x")])
     def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"y": tf.matmul(tf.nn.relu(tf.matmul(x, self.w1)), self.w2)}
-
-
-class Conv(tf.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        rng = np.random.default_rng(0)
-        self.k = tf.Variable(rng.normal(size=(3, 3, 1, 8)).astype(np.float32))
-        self.w = tf.Variable(rng.normal(size=(8, 10)).astype(np.float32))
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="x")])
-    def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
-        h = tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(x, self.k, 1, "SAME")), axis=[1, 2])
-        return {"y": tf.matmul(h, self.w)}
 
 
 def measure(call: Callable[[], None], clients: int, total: int, seconds: float) -> tuple[int, float, float, float]:
@@ -98,9 +89,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tfs-bench-"))
     inputs = {"dense": np.random.default_rng(1).normal(size=(1, 16)).astype(np.float32),
               "conv": np.random.default_rng(1).normal(size=(1, 28, 28, 1)).astype(np.float32)}
-    for name, cls in (("dense", Dense), ("conv", Conv)):
-        m = cls()
-        tf.saved_model.save(m, str(tmp / name / "1"), signatures={"serving_default": m.serve})
+    dense = Dense()
+    tf.saved_model.save(dense, str(tmp / "dense" / "1"), signatures={"serving_default": dense.serve})
+    save_conv(tmp / "conv" / "1")  # the conformance tests' conv net
     cfg = tmp / "models.config"
     cfg.write_text("model_config_list {\n" + "".join(
         f"  config {{ name: '{n}' base_path: '{tmp / n}' model_platform: 'tensorflow' }}\n" for n in inputs) + "}\n")
@@ -127,13 +118,14 @@ def main() -> int:
         for name, x in inputs.items():
             servable = load_servable(name, 1, str(tmp / name / "1"))
             sig = servable.signatures["serving_default"]
+            alias = next(iter(sig.inputs))
             body = json.dumps({"instances": x.tolist()}).encode()
             req = predict_pb2.PredictRequest()
             req.model_spec.name = name
-            req.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
+            req.inputs[alias].CopyFrom(tf.make_tensor_proto(x))
 
-            def in_process(servable=servable, sig=sig, x=x) -> None:  # type: ignore[no-untyped-def]
-                runner.run_signature(servable, sig, {"x": x})
+            def in_process(servable=servable, sig=sig, x=x, alias=alias) -> None:  # type: ignore[no-untyped-def]
+                runner.run_signature(servable, sig, {alias: x})
 
             def rest(name=name, body=body) -> None:  # type: ignore[no-untyped-def]
                 c = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=10)

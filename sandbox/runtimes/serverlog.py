@@ -17,20 +17,23 @@ from sandbox.process import tail
 _ERROR_LINE = re.compile(r"\b((?:Failed to load model|[A-Z]\w*(?:Error|Exception)\b).*)")
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
+def _sizes(paths: Sequence[Path]) -> list[int]:
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(-1)
+    return sizes
 
 
-def wait_until_quiet(path: Path, quiet: float = 0.3, limit: float = 3.0) -> None:
-    """Return once ``path`` has not grown for ``quiet`` seconds, or after ``limit`` seconds."""
+def wait_until_quiet(*paths: Path, quiet: float = 0.3, limit: float = 3.0) -> None:
+    """Return once none of ``paths`` has grown for ``quiet`` seconds, or after ``limit`` seconds."""
     deadline = time.monotonic() + limit
-    size, since = _size(path), time.monotonic()
+    size, since = _sizes(paths), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        now = _size(path)
+        now = _sizes(paths)
         if now != size:
             size, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -61,8 +64,7 @@ def last_error_line(path: Path) -> str:
 def failure_report(path: Path, lines: int = 40, also: Sequence[Path] = ()) -> str:
     """What to show when a model server failed: the exception lines of its log (and of the ``also`` logs,
     e.g. a copy of a worker's output), then the log's last lines."""
-    for log in (path, *also):
-        wait_until_quiet(log)
+    wait_until_quiet(path, *also)
     errors = [line for log in (*also, path) for line in error_lines(log)]
     report = ""
     if errors:

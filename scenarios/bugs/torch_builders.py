@@ -58,6 +58,11 @@ def _torchscript(folder: Path) -> Path:
     return path
 
 
+def _base_archive(out_dir: Path) -> Path:
+    """A good model.mar (TorchScript Linear, base_handler) for a builder to break afterwards."""
+    return archive_mar(_torchscript(_scratch()), out_dir, handler="base_handler")
+
+
 # --- mar.wrong-filename / mar.model-name ---------------------------------------------------------
 def mar_named_mnist(out_dir: Path) -> Built:
     """torch-model-archiver --model-name mnist writes mnist.mar (pytorch/tutorials torchserve_vertexai)."""
@@ -79,9 +84,7 @@ def mar_model_name_mnist_renamed(out_dir: Path) -> Built:
 # --- mar.handler-missing / mar.handler-invalid ---------------------------------------------------
 def mar_handler_not_packaged(out_dir: Path) -> Built:
     """MANIFEST handler 'demo_service:handle' with no demo_service.py in the archive (pytorch/serve#463)."""
-    tmp = _scratch()
-    mar = archive_mar(_torchscript(tmp), out_dir, handler="base_handler")
-    _patch_manifest(mar, handler="demo_service:handle")
+    _patch_manifest(_base_archive(out_dir), handler="demo_service:handle")
     return Built(out_dir)
 
 
@@ -195,9 +198,7 @@ def mar_zipped_by_hand(out_dir: Path) -> Built:
 
 def mar_serialized_not_packed(out_dir: Path) -> Built:
     """MANIFEST serializedFile names a file the archive does not hold (the weights were left out)."""
-    tmp = _scratch()
-    mar = archive_mar(_torchscript(tmp), out_dir, handler="base_handler")
-    _patch_manifest(mar, serializedFile="weights.pt")
+    _patch_manifest(_base_archive(out_dir), serializedFile="weights.pt")
     return Built(out_dir)
 
 
@@ -276,9 +277,7 @@ def mar_full_model_pickle(out_dir: Path) -> Built:
 # --- mar.unsafe-path / mar.extra-files-nested --------------------------------------------------------
 def mar_with_parent_path_entry(out_dir: Path) -> Built:
     """A hand-patched archive holding an entry '../index_to_name.json' (a zip-slip path)."""
-    tmp = _scratch()
-    mar = archive_mar(_torchscript(tmp), out_dir, handler="base_handler")
-    with zipfile.ZipFile(mar, "a") as zf:
+    with zipfile.ZipFile(_base_archive(out_dir), "a") as zf:
         zf.writestr("../index_to_name.json", '{"0": "cat", "1": "dog"}')
     return Built(out_dir)
 

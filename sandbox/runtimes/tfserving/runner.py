@@ -6,6 +6,7 @@ Both transports call these functions with plain numpy arrays / protos; messages 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,18 +71,22 @@ def _check_inputs(sig: Any, inputs: Mapping[str, np.ndarray]) -> list[tuple[str,
     return feeds
 
 
+@functools.lru_cache(maxsize=64)
+def _dtype_enum(np_dtype: np.dtype) -> int:
+    from tensorflow.python.framework import dtypes
+
+    return int(dtypes.as_dtype(object if np_dtype.kind in "OSU" else np_dtype).as_datatype_enum)
+
+
 def _check_dtypes(sig: Any, feeds: Sequence[tuple[str, np.ndarray]]) -> None:
     """Refuse a tensor whose dtype is not the signature's, as ``DirectSession::Run``'s call frame does.
 
     JSON requests are decoded in the signature's dtype; a gRPC TensorProto keeps its own, and TF Serving
     does not convert it. The session numbers its feeds in sorted tensor-name order.
     """
-    from tensorflow.python.framework import dtypes
-
     expected = {info.name: info.dtype for info in sig.inputs.values()}
     for index, (name, array) in enumerate(sorted(feeds, key=lambda feed: feed[0])):
-        want = expected.get(name)
-        got = dtypes.as_dtype(object if array.dtype.kind in "OSU" else array.dtype).as_datatype_enum
+        want, got = expected.get(name), _dtype_enum(array.dtype)
         if want is not None and got != want:
             raise errors.invalid_argument(
                 f"Expects arg[{index}] to be {dtype_string(want)} but {dtype_string(got)} is provided"
