@@ -19,9 +19,9 @@ from typing import Any
 from sandbox.client import ControlPlaneClient, RemoteError
 from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
+from sandbox.s3.client import Store, UploadResult
 from sandbox.settings import Settings
 from sandbox.stack import Stack, StackState
-from sandbox.store import Store, UploadResult
 from sandbox.uri import ArtifactURI
 
 ADMIN = "/sandbox/v1"

@@ -107,7 +107,7 @@ class Stack:
         while gw_port == s3_port and not self.settings.gateway_port:  # two free-port picks can coincide
             gw_port = claim_port(0, host, "control plane", "GDC_SANDBOX_GATEWAY_PORT")
         s3_url = f"http://{host}:{s3_port}"
-        argv = [sys.executable, "-m", "sandbox.s3server", "--host", host, "--port", str(s3_port), "--require-keys"]
+        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", host, "--port", str(s3_port), "--require-keys"]
         argv += ["--data-dir", str(self.settings.s3_data_dir)]
         s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
         try:

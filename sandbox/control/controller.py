@@ -20,8 +20,8 @@ from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
 from sandbox.runtimes.base import PodInfo
+from sandbox.s3.client import Store
 from sandbox.settings import Settings
-from sandbox.store import Store
 from sandbox.uri import ArtifactURI
 
 ENDPOINT_READY = {"type": "EndpointReady", "status": "True", "reason": "ResourceReady", "message": "Endpoint Ready"}

@@ -23,8 +23,8 @@ from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.registry import RUNTIMES
+from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
-from sandbox.store import Store
 from sandbox.uri import ArtifactURI
 
 READY = {"type": "DeployedModel", "status": "True", "reason": "Ready", "message": "DeployedModel is ready"}

@@ -1,4 +1,4 @@
-"""Start and stop real ``python -m sandbox.s3server --data-dir`` processes for the persistence tests."""
+"""Start and stop real ``python -m sandbox.s3.server --data-dir`` processes for the persistence tests."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class S3Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> S3Process:
-        argv = [sys.executable, "-m", "sandbox.s3server", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.persist:
             argv += ["--data-dir", str(self.data_dir)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GDC_SANDBOX_")}

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from sandbox.s3persist import _buffer_delete_request, _xml_keys
-from sandbox.s3request import raw_path
+from sandbox.s3.persist import _buffer_delete_request, _xml_keys
+from sandbox.s3.request import raw_path
 
 REQUEST = b"""<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
 <Object><Key>a/b</Key></Object><Object><Key>\xc3\xbc &amp; c</Key></Object></Delete>"""

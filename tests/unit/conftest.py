@@ -6,7 +6,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from sandbox.process import free_port
-from sandbox.store import Store
+from sandbox.s3.client import Store
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import Conflict, NotFound, UsageError
-from sandbox.store import StorageError, Store, expected_etag
+from sandbox.s3.client import StorageError, Store, expected_etag
 from sandbox.uri import ArtifactURI
 
 

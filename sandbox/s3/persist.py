@@ -46,7 +46,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, unquote
 from xml.etree import ElementTree
 
-from sandbox.s3request import StartResponse, raw_path, s3_error
+from sandbox.s3.request import StartResponse, raw_path, s3_error
 
 log = logging.getLogger(__name__)
 

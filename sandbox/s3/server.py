@@ -1,9 +1,9 @@
 """The sandbox's S3 endpoint: moto's S3 served over HTTP on loopback.
 
-Run as ``python -m sandbox.s3server --host 127.0.0.1 --port 9000 [--data-dir DIR] [--require-keys]``.
-moto keeps buckets in memory; with ``--data-dir``, :mod:`sandbox.s3persist` mirrors every write to disk
+Run as ``python -m sandbox.s3.server --host 127.0.0.1 --port 9000 [--data-dir DIR] [--require-keys]``.
+moto keeps buckets in memory; with ``--data-dir``, :mod:`sandbox.s3.persist` mirrors every write to disk
 before the response is sent and restores it at start, so bucket contents survive restarts and ``kill -9``.
-With ``--require-keys``, :mod:`sandbox.s3auth` refuses requests not signed with the keys in
+With ``--require-keys``, :mod:`sandbox.s3.auth` refuses requests not signed with the keys in
 ``GDC_SANDBOX_ACCESS_KEY`` / ``GDC_SANDBOX_SECRET_KEY`` (environment, so the secret is not on the command line).
 """
 
@@ -23,18 +23,18 @@ def build_app(data_dir: str | None, keys: tuple[str, str] | None = None) -> obje
 
     app: object = DomainDispatcherApplication(create_backend_app)
     if data_dir:
-        from sandbox.s3persist import PersistentS3
+        from sandbox.s3.persist import PersistentS3
 
         app = PersistentS3(app, data_dir)  # type: ignore[arg-type]
     if keys:
-        from sandbox.s3auth import RequireKeys
+        from sandbox.s3.auth import RequireKeys
 
         app = RequireKeys(app, *keys)  # type: ignore[arg-type]
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.s3server")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.s3.server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--data-dir", default=None, help="persist buckets here (write-through, restored at start)")

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, quote
 
 from botocore.auth import HmacV1Auth
 
-from sandbox.s3request import StartResponse, raw_path, s3_error
+from sandbox.s3.request import StartResponse, raw_path, s3_error
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _AUTH_HEADER = re.compile(

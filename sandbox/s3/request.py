@@ -1,4 +1,4 @@
-"""What the S3 WSGI middlewares (:mod:`sandbox.s3auth`, :mod:`sandbox.s3persist`) share: the raw request
+"""What the S3 WSGI middlewares (:mod:`sandbox.s3.auth`, :mod:`sandbox.s3.persist`) share: the raw request
 path and S3's XML error answer."""
 
 from __future__ import annotations
