@@ -36,12 +36,25 @@ def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
     _out(f"  control plane:  {state.gateway_url}")
     _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
     _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
+    restore = sb.restore_progress()
+    if restore.get("total"):
+        _out(
+            f"  restoring:      {restore['total']} DeployedModel(s) in the background, what served before the "
+            f"restart ({restore['done']} done); `gdc-sandbox status` shows progress"
+        )
     return 0
 
 
 def cmd_down(sb: Sandbox, args: argparse.Namespace) -> int:
     stopped = sb.down()
-    _out("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    if not stopped:
+        _out("nothing was running")
+        return 0
+    components = [name for name in stopped if not name.startswith("pod/")]
+    pods = [name for name in stopped if name.startswith("pod/")]
+    _out("stopped: " + ", ".join(components) + (f" and {len(pods)} model-server pod(s):" if pods else ""))
+    for pod in pods:
+        _out(f"  {pod}")
     return 0
 
 
@@ -50,19 +63,43 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
     if not components:
         _out(f"sandbox is not running (home {sb.settings.home})")
         return 3
-    rows = [("COMPONENT", "STATE", "URL", "PID", "LOG")]
-    rows += [(c.name, c.state, c.url, str(c.pid), c.log) for c in components]
+    rows = [("COMPONENT", "STATE", "URL", "PID", "RESTARTS", "LOG")]
+    rows += [(c.name, c.state, c.url, str(c.pid), "-", c.log) for c in components]
     rows += [
-        (f"pod/{p['deployedModel']}", "running" if p["alive"] else "crashed", p["url"], str(p["pid"]), p["log"])
+        (
+            f"pod/{p['name']}",
+            p["state"],
+            p.get("url", "-"),
+            str(p.get("pid", "-")),
+            str(p.get("restartCount", 0)),
+            p.get("log", ""),
+        )
         for p in sb.stack.pods()
     ]
     _table(rows)
+    if all(c.state == "running" for c in components):
+        restore = sb.restore_progress()
+        if restore.get("total") and restore["done"] < restore["total"]:
+            _out(
+                f"restoring DeployedModels after a restart: {restore['done']}/{restore['total']} done"
+                + (f", failed: {', '.join(restore['failed'])}" if restore.get("failed") else "")
+            )
     return 0 if all(c.state == "running" for c in components) else 1
 
 
 def cmd_upload(sb: Sandbox, args: argparse.Namespace) -> int:
+    deployed = sb.deployed_from(args.uri) if args.overwrite and sb.stack.running() else []
     result = sb.upload(Path(args.source), args.uri, overwrite=args.overwrite, progress=not args.quiet)
     _out(f"uploaded {len(result.keys)} file(s), {result.total_bytes} bytes to {result.uri} (checksums verified)")
+    for dm in deployed:
+        name = dm["metadata"]["name"]
+        endpoint = (dm["metadata"].get("annotations") or {}).get("sandbox.gdc.goog/attach-to-endpoint")
+        image = dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]
+        _err(
+            f"warning: DeployedModel {name} serves {result.uri} and keeps serving the bytes it loaded, also after a "
+            f"restart of its pods or of the sandbox; to serve the new bytes, deploy again: "
+            f"gdc-sandbox deploy {result.uri} --image {image}" + (f" --endpoint {endpoint}" if endpoint else "")
+        )
     return 0
 
 
@@ -84,6 +121,7 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
         namespace=args.project,
         force=args.force,
         replicas=args.replicas,
+        traffic=args.traffic,
         wait=not args.no_wait,
         timeout=args.timeout,
         on_progress=lambda m: _err(f"  ... {m}"),
@@ -100,6 +138,14 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
         f"deployed {args.uri} as DeployedModel {deployment.deployed_model}"
         f" (deployedModelId {deployment.deployed_model_id})"
     )
+    for old in deployment.replaced:
+        _out(
+            f"replaced DeployedModel {old['deployedModel']} on endpoint {deployment.endpoint} (it had "
+            f"{old['trafficPercentage']}% of the traffic); `deploy` deletes the DeployedModels it put there before"
+        )
+    if len(deployment.traffic) > 1:
+        split = ", ".join(f"{d['deployedModel']} {d['trafficPercentage']}%" for d in deployment.traffic)
+        _out(f"traffic of endpoint {deployment.endpoint}: {split}")
     _out(f"endpoint {deployment.endpoint} is ready")
     _out(f"predict URL: {deployment.predict_url}")
     return 0
@@ -169,8 +215,10 @@ def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
 
 
 def cmd_delete(sb: Sandbox, args: argparse.Namespace) -> int:
-    sb.delete(args.kind, args.name, args.namespace)
+    answer = sb.delete(args.kind, args.name, args.namespace)
     _out(f"{args.kind.lower()}/{args.name} deleted")
+    for warning in answer.get("warnings", []):
+        _err(f"warning: {warning}")
     return 0
 
 
@@ -246,7 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="endpoint name (default: MODEL_ID-ep)")
     p.add_argument("--project", help="project (namespace)")
     p.add_argument("--force", action="store_true", help="skip the preflight gate to see the model server fail")
-    p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--replicas", type=int, default=1, help="model-server pods (1-8)")
+    p.add_argument(
+        "--traffic",
+        type=int,
+        default=100,
+        metavar="N",
+        help="canary: the new version takes N%% of the endpoint's traffic, the versions serving now keep the rest "
+        "(default 100: the new version replaces them)",
+    )
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=cmd_deploy)
@@ -267,9 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
-    p.add_argument(
-        "-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several"
-    )
+    p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
     p.add_argument("-n", "--namespace")
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
     p.add_argument("--timeout", type=float, default=180.0)

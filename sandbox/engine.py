@@ -36,6 +36,10 @@ class Deployment:
     predict_url: str
     endpoint_url: str
     warnings: list[str]
+    replaced: list[dict[str, Any]]
+    """What served the endpoint before and no longer does (deleted, when `deploy` had put it there)."""
+    traffic: list[dict[str, Any]]
+    """The endpoint's split now: ``{"deployedModel", "trafficPercentage"}`` per destination."""
 
 
 class Sandbox:
@@ -74,6 +78,19 @@ class Sandbox:
         target = ArtifactURI.parse(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
 
+    def deployed_from(self, uri: str) -> list[dict[str, Any]]:
+        """The DeployedModels that serve, or are meant to serve, the version at ``uri``."""
+        wanted = str(ArtifactURI.parse(uri))
+        return [
+            dm
+            for dm in self.get("DeployedModel")
+            if wanted in (dm["spec"]["modelSpec"]["artifactLocation"], (dm.get("status") or {}).get("servingArtifact"))
+        ]
+
+    def restore_progress(self) -> dict[str, Any]:
+        """``{"total", "done", "failed"}`` of the DeployedModels a starting control plane serves again."""
+        return dict(self.client().call("GET", f"{ADMIN}/health").get("restore") or {})
+
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
         return self.store().list_prefix(uri)
@@ -100,6 +117,7 @@ class Sandbox:
         namespace: str | None = None,
         force: bool = False,
         replicas: int = 1,
+        traffic: int = 100,
         wait: bool = True,
         timeout: float | None = None,
         on_progress: Callable[[str], None] | None = None,
@@ -116,6 +134,7 @@ class Sandbox:
                 "namespace": namespace,
                 "force": force,
                 "replicas": replicas,
+                "traffic": traffic,
             },
         )
         ns, dm_name = answer["namespace"], answer["deployedModel"]
@@ -123,6 +142,7 @@ class Sandbox:
             try:
                 self.wait_ready("DeployedModel", dm_name, ns, timeout or self.settings.deploy_timeout + 30, on_progress)
                 self._wait_endpoint_serves(endpoint, ns, dm_name, timeout=30)
+                self._check_answers(endpoint, ns, dm_name)
             except SandboxError as exc:
                 exc.deployed_model = dm_name  # type: ignore[attr-defined]
                 raise
@@ -136,7 +156,29 @@ class Sandbox:
             predict_url=ep["status"].get("predictURL", ""),
             endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
+            replaced=answer.get("replacing", []),
+            traffic=[
+                {"deployedModel": d["deployedModel"], "trafficPercentage": d["trafficPercentage"]}
+                for d in ep["status"].get("destinations", [])
+            ],
         )
+
+    def _check_answers(self, endpoint: str, namespace: str, dm_name: str) -> None:
+        """Ready is not enough: a pod of the new DeployedModel must answer its health check right now."""
+        try:
+            probe = self.client().call("GET", f"/endpoints/{namespace}/{endpoint}/health")
+        except RemoteError as exc:
+            probe = exc.body
+        pods: list[dict[str, Any]] = next(
+            (d["pods"] for d in probe.get("destinations", []) if d["deployedModel"] == dm_name), []
+        )
+        if not any(p["answers"] for p in pods):
+            raise DeployFailed(
+                f"DeployedModel {dm_name} is marked ready but none of its pods answers its health check",
+                code="deploy.not-answering",
+                hint=f"`gdc-sandbox get deployedmodel {dm_name} -o yaml` shows its pods; their logs are in "
+                f"{self.settings.log_dir / 'pods'}",
+            )
 
     def wait_ready(
         self, kind: str, name: str, namespace: str, timeout: float, on_progress: Callable[[str], None] | None = None
@@ -155,7 +197,11 @@ class Sandbox:
                 and status.get("servingGeneration") == status.get("observedGeneration")
             ):
                 return item
-            if current and cond.get("status") == "False" and cond.get("reason") not in ("Deploying", None):
+            if (
+                current
+                and cond.get("status") == "False"
+                and cond.get("reason") not in ("Deploying", "PodRestarting", None)
+            ):
                 failure = status.get("failure") or {}
                 error = DeployFailed(
                     f"DeployedModel {name} failed: {cond.get('reason')}: {cond.get('message')}",
@@ -206,6 +252,7 @@ class Sandbox:
         return list(client.call("GET", f"{ADMIN}/resources/{kind}", params=params)["items"])
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """``{"deleted": ..., "warnings": [...]}``: a warning for each Endpoint that still routes to it."""
         ns = namespace or self.settings.project
         return dict(self.client().call("DELETE", f"{ADMIN}/resources/{kind}/{ns}/{name}"))
 

@@ -15,8 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +28,11 @@ import psutil
 from sandbox.errors import PortInUse, StartupTimeout
 
 T = TypeVar("T")
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""Children this process started and has not reaped yet, by PID: stopping one also reaps it, so no
+``<defunct>`` entry outlives it; :func:`wait_exit` lets a watcher block until one exits."""
+_children_lock = threading.Lock()
 
 
 @dataclass
@@ -95,6 +102,8 @@ class ManagedProcess:
             create_time = psutil.Process(popen.pid).create_time()
         except psutil.Error:
             create_time = time.time()
+        with _children_lock:
+            _children[popen.pid] = popen
         record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path), str(scratch_dir or ""))
         if record_path is not None:
             record.save(record_path)
@@ -118,21 +127,78 @@ class ManagedProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, wait, then SIGKILL whatever is left."""
         stop_group(self.record, timeout)
-        if self._popen is not None:
-            try:
-                self._popen.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
+
+
+def wait_exit(record: ProcessRecord) -> int | None:
+    """Block until the recorded process exits and return its exit status (negative: the signal that ended
+    it), reaping it; ``None`` when it is not a child of this process (then it is only waited for)."""
+    with _children_lock:
+        popen = _children.get(record.pid)
+    if popen is None:
+        try:
+            psutil.Process(record.pid).wait()
+        except psutil.Error:
+            pass
+        return None
+    code = popen.wait()
+    with _children_lock:
+        _children.pop(record.pid, None)
+    return code
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit code 1`` / ``killed by signal 9 (SIGKILL)`` / ``exited`` (status unknown)."""
+    if code is None:
+        return "exited"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by signal {-code} ({name})"
+    return f"exit code {code}"
 
 
 def stop_group(record: ProcessRecord, timeout: float = 10.0) -> None:
-    """Stop a recorded child and its process group, only if it is still the process we started; then
-    remove its scratch folder (also when the process had already gone)."""
+    """Stop a recorded child and its process group, only if it is still the process we started; reap it
+    when it is our child; then remove its scratch folder (also when the process had already gone)."""
     try:
         _end_group(record, timeout)
     finally:
+        _reap(record.pid)
         if record.scratch_dir:
             shutil.rmtree(record.scratch_dir, ignore_errors=True)
+
+
+def stop_all(records: Iterable[ProcessRecord], timeout: float = 10.0) -> list[str]:
+    """Stop several recorded children at once (each waits out its own shutdown in parallel); returns the
+    names of those that were still running."""
+    records = list(records)
+    if not records:
+        return []
+    running = [r.name for r in records if r.is_alive()]
+    with ThreadPoolExecutor(max_workers=min(32, len(records)), thread_name_prefix="stop") as pool:
+        list(pool.map(lambda r: stop_group(r, timeout), records))
+    return running
+
+
+def _poll_child(pid: int) -> None:
+    with _children_lock:
+        popen = _children.get(pid)
+    if popen is not None:
+        popen.poll()
+
+
+def _reap(pid: int) -> None:
+    with _children_lock:
+        popen = _children.pop(pid, None)
+    if popen is None:
+        return
+    try:
+        popen.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with _children_lock:
+            _children[pid] = popen  # still running (another process took its group?): keep it to reap later
 
 
 def _end_group(record: ProcessRecord, timeout: float) -> None:
@@ -147,6 +213,7 @@ def _end_group(record: ProcessRecord, timeout: float) -> None:
     _signal(record.pid, pgid, targets_group, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _poll_child(record.pid)  # a reaped leader no longer keeps its group visible to killpg
         if not record.is_alive() and not (targets_group and _group_alive(pgid)):
             return
         time.sleep(0.05)

@@ -7,6 +7,7 @@ Environment variables (all optional):
 - ``GDC_SANDBOX_S3_PORT`` / ``GDC_SANDBOX_GATEWAY_PORT``: fixed ports; ``0`` picks a free one.
 - ``GDC_SANDBOX_PROJECT``, ``GDC_SANDBOX_LOCATION``, ``GDC_SANDBOX_BUCKET``: the default project layout.
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
+- ``GDC_SANDBOX_RESTART_BACKOFF``: seconds before a pod that died is restarted (doubling per consecutive death).
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
 """
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
 
     deploy_timeout: float = 120.0
     """Seconds a model server may take to load a model and become ready."""
+
+    restart_backoff: float = 1.0
+    """Seconds before a pod that died is restarted; doubles with each consecutive death (at most 5 minutes)."""
 
     max_request_bytes: int = 1_572_864
     """Online prediction request/response size limit (Vertex: 1.5 MB)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -147,20 +146,20 @@ class Stack:
         )
 
     def down(self) -> list[str]:
-        """Stop the control plane (which stops its pods) and the S3 server; returns what was stopped."""
+        """Stop the pods (all at once, by the control plane), the control plane and the S3 server; returns what
+        was stopped: ``control-plane``, ``pod/NAME`` for each model-server pod, ``s3``."""
         state = self.state()
         stopped: list[str] = []
         if state is not None:
             if state.control.is_alive():
+                pods: list[str] = []
                 try:
-                    requests.post(state.gateway_url + "/sandbox/v1/shutdown", timeout=5)
-                except requests.RequestException:
-                    pass
-                deadline = time.monotonic() + 30
-                while state.control.is_alive() and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                    answer = requests.post(state.gateway_url + "/sandbox/v1/shutdown", timeout=60)
+                    pods = list(answer.json().get("stopped", []))
+                except (requests.RequestException, ValueError):
+                    pass  # it does not answer: its pods are stopped from their records below
                 stop_group(state.control)
-                stopped.append("control-plane")
+                stopped += ["control-plane", *(f"pod/{name}" for name in pods)]
             if state.s3.is_alive():
                 stop_group(state.s3)
                 stopped.append("s3")
@@ -174,8 +173,7 @@ class Stack:
         pods_dir = self.settings.state_dir / "pods"
         if not pods_dir.exists():
             return []
-        count = PodTable(pods_dir).stop_orphans()
-        return [f"{count} orphaned model server(s)"] if count else []
+        return [f"pod/{name} (orphaned)" for name in PodTable(pods_dir).stop_orphans()]
 
     def status(self) -> list[ComponentStatus]:
         state = self.state()

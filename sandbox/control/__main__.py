@@ -33,22 +33,24 @@ def main(argv: list[str] | None = None) -> int:
     settings.ensure_dirs()
     gateway_url = f"http://{settings.host}:{args.port}"
     controller = Controller(settings, args.s3_endpoint, gateway_url)
-    stopping = threading.Lock()
 
-    def shutdown() -> None:
-        """Stop every pod this control plane started, then leave (open keep-alive sockets do not matter)."""
-        if not stopping.acquire(blocking=False):
-            return
-        controller.shutdown()
-        print("control plane stopped", file=sys.stderr, flush=True)
-        os._exit(0)
+    def stop_pods() -> list[str]:
+        """Stop every pod this control plane started (at once); the process keeps answering until signalled."""
+        stopped = controller.shutdown()
+        print(f"stopped {len(stopped)} pod(s): {', '.join(stopped) or '-'}", file=sys.stderr, flush=True)
+        return stopped
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=shutdown, daemon=True).start()
+        def leave() -> None:
+            controller.shutdown()  # nothing left when `down` asked first; waits for a shutdown under way
+            print("control plane stopped", file=sys.stderr, flush=True)
+            os._exit(0)  # open keep-alive sockets do not matter
+
+        threading.Thread(target=leave, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app = ControlPlaneApp(controller, shutdown)
+    app = ControlPlaneApp(controller, stop_pods)
     server = create_server(app, host=settings.host, port=args.port, threads=args.threads, ident="gdc-sandbox")
     print(f"control plane listening on {gateway_url}", file=sys.stderr, flush=True)
     server.run()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,6 @@ from sandbox.control.controller import Controller
 from sandbox.control.gateway import PredictionGateway
 from sandbox.control.http import SegmentConverter, error_response, json_response
 from sandbox.errors import NotFound, UsageError
-from sandbox.process import ProcessRecord
 
 ADMIN = "/sandbox/v1"
 
@@ -24,7 +22,7 @@ ADMIN = "/sandbox/v1"
 class ControlPlaneApp:
     """WSGI app: thin handlers that parse, call :class:`Controller`, and answer JSON."""
 
-    def __init__(self, controller: Controller, on_shutdown: Callable[[], None]) -> None:
+    def __init__(self, controller: Controller, on_shutdown: Callable[[], list[str]]) -> None:
         self.controller = controller
         auth = PredictionAuth(controller.iam) if controller.settings.prediction_auth else None
         self.gateway = PredictionGateway(controller, auth)
@@ -77,11 +75,18 @@ class ControlPlaneApp:
 
     # -- admin ---------------------------------------------------------------------------------
     def on_health(self, request: Request) -> Response:
-        return json_response({"status": "ok", "pid": os.getpid(), "gateway": self.controller.gateway_url})
+        return json_response(
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "gateway": self.controller.gateway_url,
+                "restore": self.controller.deployer.restore_progress(),
+            }
+        )
 
     def on_shutdown(self, request: Request) -> Response:
-        threading.Thread(target=self._request_shutdown, daemon=True).start()
-        return json_response({"status": "shutting down"})
+        """Stop every pod (at once) and answer with their names; the caller then stops this process."""
+        return json_response({"status": "pods stopped", "stopped": self._request_shutdown()})
 
     def on_apply(self, request: Request) -> Response:
         body = _json(request)
@@ -90,8 +95,14 @@ class ControlPlaneApp:
     def on_deploy(self, request: Request) -> Response:
         body = _json(request)
         for field in ("uri", "image", "endpoint"):
-            if not body.get(field):
-                raise UsageError(f"deploy needs {field!r}", code="deploy.bad-request")
+            if not body.get(field) or not isinstance(body[field], str):
+                raise UsageError(f"deploy needs {field!r} (a string)", code="deploy.bad-request")
+        numbers = {}
+        for field, default in (("replicas", 1), ("traffic", 100)):
+            value = body.get(field, default)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UsageError(f"deploy: {field!r} must be an integer, not {value!r}", code="deploy.bad-request")
+            numbers[field] = value
         return json_response(
             self.controller.deploy(
                 body["uri"],
@@ -99,7 +110,8 @@ class ControlPlaneApp:
                 body["endpoint"],
                 body.get("namespace"),
                 bool(body.get("force")),
-                int(body.get("replicas", 1)),
+                numbers["replicas"],
+                traffic=numbers["traffic"],
             )
         )
 
@@ -110,24 +122,22 @@ class ControlPlaneApp:
         return json_response(self.controller.get(kind, ns, name)[0])
 
     def on_delete(self, request: Request, kind: str, ns: str, name: str) -> Response:
-        item = self.controller.delete(kind, ns, name)
-        return json_response({"deleted": {"kind": item["kind"], "name": name, "namespace": ns}})
+        item, warnings = self.controller.delete(kind, ns, name)
+        return json_response({"deleted": {"kind": item["kind"], "name": name, "namespace": ns}, "warnings": warnings})
 
     def on_pods(self, request: Request) -> Response:
+        """Every pod of every DeployedModel: Running, Restarting or CrashLoopBackOff, with its restart count."""
         pods = []
-        for (_, ns, name), infos in self.controller.pods.all().items():
-            for info in infos:
+        for dm in self.controller.store.list("DeployedModel"):
+            status = dm.get("status") or {}
+            for replica in status.get("replicas", []):
                 pods.append(
                     {
-                        "deployedModel": name,
-                        "namespace": ns,
-                        "name": info.name,
-                        "framework": info.framework,
-                        "image": info.image,
-                        "url": info.base_url,
-                        "pid": info.process.pid,
-                        "alive": ProcessRecord(**info.process.__dict__).is_alive(),
-                        "log": info.process.log_path,
+                        "deployedModel": dm["metadata"]["name"],
+                        "namespace": dm["metadata"]["namespace"],
+                        "image": status.get("servingImage", ""),
+                        "generation": status.get("servingGeneration"),
+                        **replica,
                     }
                 )
         return json_response({"pods": pods})
@@ -190,11 +200,9 @@ class ControlPlaneApp:
         return self.gateway.predict(request, parts[1], parts[0])
 
     def on_health_endpoint(self, request: Request, ns: str, ep: str) -> Response:
-        endpoint = self.controller.get("Endpoint", ns, self.controller.find_endpoint(ns, ep)["metadata"]["name"])[0]
-        ready = endpoint["status"]["conditions"][0]["status"] == "True"
-        return json_response(
-            {"endpoint": ep, "ready": ready, "destinations": endpoint["status"]["destinations"]}, 200 if ready else 503
-        )
+        """Ready when every destination with traffic has a pod that answers its health check now."""
+        probe = self.controller.probe(ns, ep)
+        return json_response({"endpoint": ep, **probe}, 200 if probe["ready"] else 503)
 
 
 def _json(request: Request) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
+
+import requests
 
 from sandbox.control.deployer import Deployer
 from sandbox.control.iam import IAM, default_bindings
@@ -16,6 +19,7 @@ from sandbox.control.resources import (
     endpoint_path_parts,
     validate,
 )
+from sandbox.control.restarts import tail_of
 from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
@@ -24,6 +28,11 @@ from sandbox.s3.client import Store
 from sandbox.settings import Settings
 from sandbox.uri import ArtifactURI
 
+TRAFFIC_ANNOTATION = "sandbox.gdc.goog/traffic-percentage"
+"""Set by `gdc-sandbox deploy --traffic N`: once Ready, the DeployedModel takes N % of the endpoint's traffic."""
+DIGEST_ANNOTATION = "sandbox.gdc.goog/artifact-digest"
+"""Set by `gdc-sandbox deploy`: the bucket's ETags of the artifact, so that deploying again after
+`upload --overwrite` rolls the new bytes out (the pods serve a staged copy, not the bucket)."""
 ENDPOINT_READY = {"type": "EndpointReady", "status": "True", "reason": "ResourceReady", "message": "Endpoint Ready"}
 
 
@@ -45,11 +54,11 @@ class Controller:
         self.deployer = Deployer(
             settings, self.store, self.pods, self.iam.can_read_bucket, self.s3, on_ready=self._on_ready
         )
-        for key in self.store.keys("DeployedModel"):
-            self.deployer.enqueue(key)
+        self.deployer.restore(list(self.store.keys("DeployedModel")))
 
-    def shutdown(self) -> None:
-        self.deployer.shutdown()
+    def shutdown(self) -> list[str]:
+        """Stop every pod (at once); returns their names."""
+        return self.deployer.shutdown()
 
     # -- resources -----------------------------------------------------------------------------
     def apply(self, documents: list[Any], namespace: str | None = None) -> list[dict[str, Any]]:
@@ -78,8 +87,8 @@ class Controller:
         return results
 
     def _serving_current(self, dm: dict[str, Any]) -> bool:
-        status = dm.get("status") or {}
-        return status.get("servingGeneration") == dm["metadata"]["generation"] and bool(self.pods.get(_key(dm)))
+        """Its generation serves (a pod that died meanwhile is being restarted: nothing to deploy)."""
+        return self.pods.generation(_key(dm)) == dm["metadata"]["generation"]
 
     def get(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         kind = canonical_kind(kind)
@@ -94,15 +103,33 @@ class Controller:
             return [self.view(item)]
         return [self.view(item) for item in self.store.list(kind, namespace)]
 
-    def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+    def delete(self, kind: str, namespace: str | None, name: str) -> tuple[dict[str, Any], list[str]]:
+        """Delete a resource; returns it and warnings (an Endpoint that still routes traffic to it)."""
         kind = canonical_kind(kind)
         key = (kind, namespace or self.settings.project, name)
         item = self.store.delete(key)
         if item is None:
             raise NotFound(f'{kind} "{name}" not found', code="resource.not-found")
+        warnings = []
         if kind == "DeployedModel":
             self.deployer.enqueue(key)
-        return item
+            for endpoint, percent in self._routes_to(key):
+                warnings.append(
+                    f"Endpoint {endpoint} still sends {percent}% of its traffic to DeployedModel {name}: those "
+                    f"requests now get 503 (endpoint.not-ready); point the Endpoint elsewhere (`gdc-sandbox deploy` "
+                    f"another version to it, or `gdc-sandbox apply` the Endpoint with other destinations)"
+                )
+        return item, warnings
+
+    def _routes_to(self, key: Key) -> list[tuple[str, int]]:
+        """(endpoint name, traffic %) of every Endpoint that sends traffic to a DeployedModel."""
+        found = []
+        for endpoint in self.store.list("Endpoint", key[1]):
+            for dest in endpoint["spec"]["destinations"]:
+                ref = dest["serviceRef"]
+                if (ref["name"], ref.get("namespace") or key[1]) == (key[2], key[1]) and dest["trafficPercentage"]:
+                    found.append((endpoint["metadata"]["name"], int(dest["trafficPercentage"])))
+        return found
 
     def view(self, item: dict[str, Any]) -> dict[str, Any]:
         """A resource as `get` shows it; Endpoint status is derived from its DeployedModels."""
@@ -171,27 +198,75 @@ class Controller:
         return item
 
     def route(self, namespace: str, endpoint: str) -> tuple[str, PodInfo, str]:
-        """Pick a serving pod by traffic split; returns (deployedModelId, pod, deployed model name)."""
+        """Pick a ready pod by traffic split (a pod that died is out of the table until it is restarted);
+        returns (deployedModelId, pod, deployed model name)."""
         item = self.find_endpoint(namespace, endpoint)
-        choices = []
+        choices: list[tuple[int, Key]] = []
+        waiting: list[tuple[int, Key]] = []
         for dest in item["spec"]["destinations"]:
             ref = dest["serviceRef"]
-            key = ("DeployedModel", ref.get("namespace") or namespace, ref["name"])
-            if dest["trafficPercentage"] > 0 and self.pods.get(key):
-                choices.append((dest["trafficPercentage"], key))
-        if not choices:
-            raise SandboxError(
-                f"endpoint {endpoint!r} has no DeployedModel ready to serve",
-                code="endpoint.not-ready",
-                hint="`gdc-sandbox get deployedmodels` shows why",
-                details="",
-            ).with_status(503)
-        _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
-        pod = self.pods.pick(key)
-        dm = self.store.get(key) or {}
-        if pod is None:
-            raise SandboxError(f"DeployedModel {key[2]} lost its pods", code="endpoint.not-ready").with_status(503)
-        return str(dm.get("status", {}).get("deployedModelID", "")), pod, key[2]
+            key = ("DeployedModel", ref.get("namespace") or item["metadata"]["namespace"], ref["name"])
+            if dest["trafficPercentage"] > 0:
+                (choices if self.pods.get(key) else waiting).append((dest["trafficPercentage"], key))
+        while choices:
+            _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
+            pod = self.pods.pick(key)
+            if pod is not None:
+                dm = self.store.get(key) or {}
+                return str(dm.get("status", {}).get("deployedModelID", "")), pod, key[2]
+            choices = [c for c in choices if c[1] != key]  # its last pod died a moment ago
+            waiting.append((0, key))
+        raise self._not_serving(endpoint, [key for _, key in waiting])
+
+    def _not_serving(self, endpoint: str, keys: list[Key]) -> SandboxError:
+        """Endpoint traffic with no ready pod: which DeployedModel, its state, and where its pod's log is."""
+        states, logs = [], []
+        for key in keys:
+            dm = self.store.get(key)
+            if dm is None:
+                states.append(f"DeployedModel {key[2]} does not exist")
+                continue
+            status = dm.get("status") or {}
+            cond = status.get("primaryCondition") or {}
+            states.append(f"DeployedModel {key[2]} is {cond.get('reason', 'not deployed')}: " + _first_line(cond))
+            logs += [r["log"] for r in status.get("replicas", []) if r.get("log") and r.get("state") != "Running"]
+        hint = "`gdc-sandbox get deployedmodel NAME -o yaml` shows its status and lastTermination"
+        if logs:
+            hint = f"the pod log is {logs[0]}; " + hint
+        return SandboxError(
+            f"endpoint {endpoint!r} has no ready replica to serve: " + "; ".join(states),
+            code="endpoint.not-ready",
+            hint=hint,
+        ).with_status(503)
+
+    def describe_unreachable(self, dm_name: str, pod: PodInfo, error: requests.RequestException) -> SandboxError:
+        """A pod that did not answer the gateway, in the sandbox's words (not urllib3's)."""
+        if not pod.process.is_alive():
+            why = "its process has exited (the control plane restarts it; `gdc-sandbox status` shows the state)"
+        elif isinstance(error, requests.Timeout):
+            why = f"it did not answer within {self.settings.deploy_timeout:.0f}s"
+        else:
+            why = "it refused the connection"
+        tail = tail_of(pod.process.log_path).strip().splitlines()
+        return SandboxError(
+            f"pod {pod.name} of DeployedModel {dm_name} did not answer: {why}",
+            code="predict.model-server-unreachable",
+            hint=f"its log is {pod.process.log_path}" + (f"; it ends with: {tail[-1]}" if tail else ""),
+        ).with_status(503)
+
+    def probe(self, namespace: str, endpoint: str) -> dict[str, Any]:
+        """Ask every ready pod behind an endpoint whether it answers; ready when each destination with traffic
+        has at least one pod that does."""
+        item = self.find_endpoint(namespace, endpoint)
+        answers, ready = [], True
+        for dest in item["spec"]["destinations"]:
+            ref = dest["serviceRef"]
+            key = ("DeployedModel", ref.get("namespace") or item["metadata"]["namespace"], ref["name"])
+            pods = [(pod.name, _answers(pod)) for pod in self.pods.get(key)]
+            answers.append({"deployedModel": ref["name"], "pods": [{"name": n, "answers": ok} for n, ok in pods]})
+            if dest["trafficPercentage"] > 0 and not any(ok for _, ok in pods):
+                ready = False
+        return {"ready": ready, "destinations": answers}
 
     # -- deploy shorthand ----------------------------------------------------------------------
     def deploy(
@@ -203,17 +278,44 @@ class Controller:
         force: bool = False,
         replicas: int = 1,
         machine_type: str = "n2-standard-2-gdc",
+        traffic: int = 100,
     ) -> dict[str, Any]:
-        """Write the ResourcePool/DeployedModel/Endpoint trio that `gdc-sandbox deploy` stands for."""
+        """Write the ResourcePool/DeployedModel pair that `gdc-sandbox deploy` stands for (the Endpoint follows
+        once the DeployedModel is ready). Every name and argument is validated first, the Endpoint it will
+        write included, with `apply`'s wording: a refused deploy changes nothing."""
         ns = namespace or self.settings.project
         artifact = ArtifactURI.parse(uri)
         img = resolve(image)
+        if not 1 <= replicas <= 8:
+            raise UsageError(
+                f"--replicas {replicas}: must be from 1 to 8 (the ResourcePool's minReplica)",
+                code="deploy.bad-replicas",
+            )
+        if not 1 <= traffic <= 100:
+            raise UsageError(
+                f"--traffic {traffic}: must be a percentage from 1 to 100",
+                code="deploy.bad-traffic",
+                hint="--traffic 10 sends 10% of the endpoint's requests to the new version; the rest stays "
+                "with what serves now",
+            )
         dm_name = _dns(f"{endpoint}-{artifact.model_id}-{artifact.version_id}")
         pool_name = _dns(f"{endpoint}-pool")
-        api = API_VERSIONS[0]
-        annotations = {ATTACH_ANNOTATION: endpoint}
+        current = self.store.get(("Endpoint", ns, endpoint))
+        endpoint_doc = self._endpoint_document(endpoint, dm_name, ns, traffic, current)
+        validate(endpoint_doc, f"--endpoint {endpoint!r}", ns)  # the Endpoint is written later: check it now
+        objects = self.s3.list_artifact(artifact)
+        if not objects:
+            raise NotFound(
+                f"nothing is uploaded at {artifact}",
+                code="deploy.artifact-not-found",
+                hint=f"upload the model first: gdc-sandbox upload ./my_export {artifact}",
+            )
+        annotations = {ATTACH_ANNOTATION: endpoint, DIGEST_ANNOTATION: _digest(objects)}
+        if traffic != 100:
+            annotations[TRAFFIC_ANNOTATION] = str(traffic)
         if force:
             annotations[FORCE_ANNOTATION] = "true"
+        api = API_VERSIONS[0]
         documents = [
             {
                 "apiVersion": api,
@@ -244,53 +346,97 @@ class Controller:
             },
         ]
         self.apply(documents, ns)
+        serving_now = [
+            {"deployedModel": d["serviceRef"]["name"], "trafficPercentage": d["trafficPercentage"]}
+            for d in (current or {}).get("spec", {}).get("destinations", [])
+            if d["serviceRef"]["name"] != dm_name
+        ]
         return {
             "deployedModel": dm_name,
             "namespace": ns,
             "endpoint": endpoint,
             "resourcePool": pool_name,
             "imageWarnings": img.warnings(),
+            "replacing": serving_now if traffic == 100 else [],
+            "sharingWith": serving_now if traffic != 100 else [],
         }
 
     def _on_ready(self, key: Key, dm: dict[str, Any]) -> None:
-        """A shorthand deployment is ready: move its endpoint's traffic to it and retire what it replaces."""
-        endpoint = dm["metadata"].get("annotations", {}).get(ATTACH_ANNOTATION)
+        """A shorthand deployment is ready: give it its share of the endpoint's traffic; with all of it, the
+        DeployedModels that `deploy` put on that endpoint before are deleted."""
+        annotations = dm["metadata"].get("annotations", {})
+        endpoint = annotations.get(ATTACH_ANNOTATION)
         if not endpoint:
             return
         ns, name = key[1], key[2]
         current = self.store.get(("Endpoint", ns, endpoint))
-        replaced = [d["serviceRef"]["name"] for d in (current or {}).get("spec", {}).get("destinations", [])]
-        if replaced == [name]:
+        doc = self._endpoint_document(endpoint, name, ns, int(annotations.get(TRAFFIC_ANNOTATION, 100)), current)
+        before = [d["serviceRef"]["name"] for d in (current or {}).get("spec", {}).get("destinations", [])]
+        if current is not None and current["spec"]["destinations"] == doc["spec"]["destinations"]:
             return
-        self.attach(endpoint, name, ns)
-        for old in replaced:
+        self.apply([doc], ns)
+        kept = {d["serviceRef"]["name"] for d in doc["spec"]["destinations"]}
+        for old in before:
             old_dm = self.store.get(("DeployedModel", ns, old))
-            if old != name and old_dm and old_dm["metadata"].get("annotations", {}).get(ATTACH_ANNOTATION) == endpoint:
+            if (
+                old not in kept
+                and old_dm
+                and old_dm["metadata"].get("annotations", {}).get(ATTACH_ANNOTATION) == endpoint
+            ):
                 self.delete("DeployedModel", ns, old)
 
-    def attach(self, endpoint: str, dm_name: str, namespace: str | None = None) -> None:
-        """Point an endpoint's traffic (100%) at a DeployedModel, creating the endpoint if needed."""
-        ns = namespace or self.settings.project
-        doc = {
+    def _endpoint_document(
+        self, endpoint: str, dm_name: str, namespace: str, traffic: int, current: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The Endpoint once ``dm_name`` takes ``traffic`` % of it; the others share the rest as they did."""
+        spec = (current or {}).get("spec") or {"id": endpoint, "createDns": True}
+        others = [d for d in spec.get("destinations", []) if d["serviceRef"]["name"] != dm_name]
+        destinations = _scaled(others, 100 - traffic) if traffic < 100 and others else []
+        destinations.append(
+            {
+                "serviceRef": {"kind": "DeployedModel", "name": dm_name, "namespace": namespace},
+                "trafficPercentage": traffic if destinations else 100,
+            }
+        )
+        return {
             "apiVersion": API_VERSIONS[0],
             "kind": "Endpoint",
-            "metadata": {"name": endpoint, "namespace": ns},
+            "metadata": {"name": endpoint, "namespace": namespace},
             "spec": {
-                "id": endpoint,
-                "createDns": True,
-                "destinations": [
-                    {
-                        "serviceRef": {"kind": "DeployedModel", "name": dm_name, "namespace": ns},
-                        "trafficPercentage": 100,
-                    }
-                ],
+                "id": spec.get("id") or endpoint,
+                "createDns": spec.get("createDns", True),
+                "destinations": destinations,
             },
         }
-        self.apply([doc], ns)
 
 
 def _key(item: dict[str, Any]) -> Key:
     return item["kind"], item["metadata"]["namespace"], item["metadata"]["name"]
+
+
+def _scaled(destinations: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
+    """The destinations with their percentages scaled to add up to ``total`` (the largest takes the rounding)."""
+    weights = [int(d["trafficPercentage"]) for d in destinations]
+    whole = sum(weights) or len(weights)
+    shares = [(w if sum(weights) else 1) * total // whole for w in weights]
+    shares[weights.index(max(weights))] += total - sum(shares)
+    return [{**d, "trafficPercentage": share} for d, share in zip(destinations, shares, strict=True)]
+
+
+def _digest(objects: list[dict[str, Any]]) -> str:
+    listing = "\n".join(f"{o['Key']} {o['ETag']}" for o in sorted(objects, key=lambda o: o["Key"]))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
+def _first_line(cond: dict[str, Any]) -> str:
+    return str(cond.get("message", "")).splitlines()[0] if cond.get("message") else "no status yet"
+
+
+def _answers(pod: PodInfo) -> bool:
+    try:
+        return requests.get(pod.base_url + pod.health_path, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _dns(name: str) -> str:

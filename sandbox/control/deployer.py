@@ -2,15 +2,19 @@
 
 A rollout starts the new pods first and switches traffic only once they answer; if the new
 version fails, the previous pods keep serving and the status says why. Nothing in the bucket is
-ever modified.
+ever modified. Every pod is watched: one that dies is taken out of traffic at once and restarted
+with back-off from the staged copy of what it served (:mod:`sandbox.control.restarts`); after a
+restart of the control plane each DeployedModel serves again what it served before
+(:mod:`sandbox.control.serving`).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import threading
-import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,9 +22,12 @@ from typing import Any
 
 from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import FORCE_ANNOTATION
+from sandbox.control.restarts import PodRestarts, RestartBook, Termination
+from sandbox.control.serving import ServingRecord, ServingRecords
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
+from sandbox.process import wait_exit
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.s3.client import Store
@@ -28,6 +35,9 @@ from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 from sandbox.uri import ArtifactURI
 
 READY = {"type": "DeployedModel", "status": "True", "reason": "Ready", "message": "DeployedModel is ready"}
+RESTARTING, CRASH_LOOP = "PodRestarting", "CrashLoopBackOff"
+TRANSIENT = ("Deploying", RESTARTING, CRASH_LOOP)
+"""Reasons that describe the pods, not a verdict on the spec: a restart of the control plane deploys again."""
 
 
 def condition(status: str, reason: str, message: str) -> dict[str, str]:
@@ -46,7 +56,7 @@ def deployed_model_id(uid: str) -> str:
 
 
 class Deployer:
-    """Turns DeployedModel resources into running pods."""
+    """Turns DeployedModel resources into running pods, and keeps them running."""
 
     def __init__(
         self,
@@ -63,9 +73,16 @@ class Deployer:
         self.pods = pods
         self.can_read_bucket = can_read_bucket
         self.serving_store = serving_store
+        self.serving = ServingRecords(settings.state_dir / "serving", settings.run_dir / "artifacts")
+        self.restarts = RestartBook(settings.restart_backoff)
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        self._stopping = threading.Event()
+        self._shutdown_lock = threading.Lock()
+        self._restore_lock = threading.Lock()
+        self._restore: dict[str, Any] = {"total": 0, "done": 0, "failed": []}
+        # Loading a model is CPU-bound (importing TensorFlow, starting a JVM): one reconcile per core.
+        self._executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="reconcile")
 
     # -- queue ---------------------------------------------------------------------------------
     def enqueue(self, key: Key) -> None:
@@ -73,14 +90,18 @@ class Deployer:
         so a caller polling status never reads a stale failure as the answer to its new request."""
         dm = self.store.get(key)
         if dm is not None:
-            status = dict(dm.get("status") or {})
             generation = int(dm["metadata"]["generation"])
-            if not (status.get("servingGeneration") == generation and self.pods.get(key)):
-                status["observedGeneration"] = generation
-                status["primaryCondition"] = condition("False", "Deploying", f"deploying generation {generation}")
-                status["conditions"] = [status["primaryCondition"]]
-                self._save_status(key, status)
-        self._executor.submit(self._reconcile_safely, key)
+            if self.pods.generation(key) != generation:
+                self._save_condition(key, condition("False", "Deploying", f"deploying generation {generation}"))
+        self._submit(self._reconcile_safely, key)
+
+    def _submit(self, task: Callable[..., None], *args: Any) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            self._executor.submit(task, *args)
+        except RuntimeError:  # shut down meanwhile
+            pass
 
     def _lock_for(self, key: Key) -> threading.Lock:
         with self._locks_guard:
@@ -88,29 +109,105 @@ class Deployer:
 
     def _reconcile_safely(self, key: Key) -> None:
         with self._lock_for(key):
+            if self._stopping.is_set():
+                return
             try:
                 self.reconcile(key)
             except Exception as exc:  # a bug here must show in status, not kill the worker
-                self._set_failed(key, "InternalError", f"reconcile crashed: {type(exc).__name__}: {exc}")
+                self._crashed(key, "reconcile", exc)
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        for key in list(self.pods.all()):
-            self.pods.pop(key)
-        # every pod taken out, and those still loading; one spawned after this is stopped by `gdc-sandbox down`
-        self.pods.stop_loose()
+    def _crashed(self, key: Key, what: str, exc: Exception) -> None:
+        traceback.print_exc()
+        try:
+            self._set_failed(key, "InternalError", f"{what} crashed: {type(exc).__name__}: {exc}")
+        except Exception:  # the store itself is failing (disk): the log has both tracebacks
+            traceback.print_exc()
+
+    def shutdown(self) -> list[str]:
+        """Stop reconciling and restarting, then stop every pod at once; returns the names of the pods that
+        were running. A second call waits for the first and returns nothing."""
+        with self._shutdown_lock:
+            if self._stopping.is_set():
+                return []
+            self._stopping.set()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            for key in list(self.pods.all()):
+                self.pods.pop(key)
+            # every pod taken out, and those still loading; one spawned after this is stopped by `gdc-sandbox down`
+            return self.pods.stop_loose()
+
+    # -- restore after a restart of the control plane ------------------------------------------
+    def restore(self, keys: list[Key]) -> None:
+        """Serve again, in the background, what each DeployedModel served before the control plane stopped."""
+        with self._restore_lock:
+            self._restore = {"total": len(keys), "done": 0, "failed": []}
+        for key in keys:
+            self._submit(self._restore_safely, key)
+
+    def restore_progress(self) -> dict[str, Any]:
+        with self._restore_lock:
+            return {**self._restore, "failed": list(self._restore["failed"])}
+
+    def _restore_safely(self, key: Key) -> None:
+        serving = False
+        with self._lock_for(key):
+            try:
+                if not self._stopping.is_set():
+                    self._restore_one(key)
+                    serving = self.pods.generation(key) is not None or self.store.get(key) is None
+            except Exception as exc:
+                self._crashed(key, "restore", exc)
+        with self._restore_lock:
+            self._restore["done"] += 1
+            if not serving:
+                self._restore["failed"].append(key[2])
+
+    def _restore_one(self, key: Key) -> None:
+        dm = self.store.get(key)
+        if dm is None:
+            return
+        generation = int(dm["metadata"]["generation"])
+        status = dm.get("status") or {}
+        cond = status.get("primaryCondition") or {}
+        # A spec whose last attempt failed is shown failed again, not retried (apply or deploy retries it).
+        failed = (
+            status.get("observedGeneration") == generation
+            and cond.get("status") == "False"
+            and cond.get("reason") not in TRANSIENT
+        )
+        record = self.serving.load(key)
+        fresh = {**status, "replicas": []}  # the pods listed there stopped with the previous control plane
+        if record is not None and record.staged() and not failed:
+            cond = condition("False", "Deploying", f"restoring generation {record.generation} after a restart")
+            fresh.update(primaryCondition=cond, conditions=[cond])
+        self._save_status(key, fresh)
+        if record is not None and record.staged():
+            try:
+                pods = self._start_pods(
+                    key, record.generation, resolve(record.image), Path(record.artifact_dir), record.replicas
+                )
+            except SandboxError as exc:
+                self._set_failed(key, exc.code.split(".", 1)[-1], exc.message, exc)
+                return
+            self._commit(key, dm, record, pods, announce=False)
+            if record.generation == generation or failed:
+                return
+        elif failed:
+            return
+        self.reconcile(key)  # never served, or its staged copy is gone: deploy the spec from the bucket
 
     # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> None:
         dm = self.store.get(key)
         if dm is None:
             self.pods.retire(self.pods.pop(key))
+            self.serving.delete(key)
+            self.restarts.forget(key)
             return
         generation = int(dm["metadata"]["generation"])
+        if self.pods.generation(key) == generation:
+            return  # served; a pod that dies is restarted by its watcher
         status = dict(dm.get("status") or {})
-        live = [p for p in self.pods.get(key) if p.process.is_alive()]
-        if self.pods.generation(key) == generation and live and len(live) == len(self.pods.get(key)):
-            return
         status.update(
             observedGeneration=generation,
             deployedModelID=status.get("deployedModelID") or deployed_model_id(dm["metadata"]["uid"]),
@@ -119,30 +216,49 @@ class Deployer:
         status.pop("diagnostics", None)
         self._save_status(key, status)
         try:
-            pods = self._start_generation(key, dm)
+            record, pods = self._start_generation(key, dm)
         except SandboxError as exc:
             self._set_failed(key, exc.code.split(".", 1)[-1], exc.message, exc)
             return
-        previous = self.pods.set(key, pods, generation)
+        self._commit(key, dm, record, pods, announce=True)
+
+    def _commit(self, key: Key, dm: dict[str, Any], record: ServingRecord, pods: list[PodInfo], announce: bool) -> None:
+        """Switch a DeployedModel to freshly started pods. Undone whole if any step fails, so that a crash
+        leaves the previous generation serving, its record intact and none of the new pods running."""
+        if self._stopping.is_set():
+            self.pods.retire(pods)
+            return
+        previous_generation, previous_record = self.pods.generation(key), self.serving.load(key)
+        previous = self.pods.set(key, pods, record.generation)
+        try:
+            self.serving.save(key, record)
+            if announce:
+                self.on_ready(key, dm)
+            self.restarts.forget(key)
+            for pod in pods:
+                self.restarts.started(key, pod.name)
+            self._save_serving_status(key, record)
+        except BaseException:
+            if previous_generation is None:
+                undone = self.pods.pop(key)
+            else:
+                undone = self.pods.set(key, previous, previous_generation)
+                for pod in previous:
+                    self.pods.release(pod.name)
+            self.pods.retire(undone)
+            if previous_record is not None:
+                self.serving.save(key, previous_record)
+            else:
+                self.serving.forget(key)
+            raise
         for pod in pods:
             self.pods.release(pod.name)
+            self._watch(key, pod, record.generation)
         self.pods.retire(previous)
-        status = dict(self.store.get(key) or {}).get("status", status)
-        status.update(
-            primaryCondition={**READY, "lastTransitionTime": now_rfc3339()},
-            servingGeneration=generation,
-            servingArtifact=dm["spec"]["modelSpec"]["artifactLocation"],
-            servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
-            replicas=[{"name": p.name, "pid": p.process.pid, "url": p.base_url} for p in pods],
-        )
-        status.pop("diagnostics", None)
-        status.pop("failure", None)
-        status["conditions"] = [status["primaryCondition"]]
-        self._save_status(key, status)
-        self.on_ready(key, dm)
+        self.serving.prune(key, record)
 
-    def _start_generation(self, key: Key, dm: dict[str, Any]) -> list[PodInfo]:
-        _, namespace, name = key
+    def _start_generation(self, key: Key, dm: dict[str, Any]) -> tuple[ServingRecord, list[PodInfo]]:
+        _, namespace, _ = key
         spec = dm["spec"]
         uri = ArtifactURI.parse(spec["modelSpec"]["artifactLocation"])
         image = resolve(spec["modelSpec"]["modelContainerSpec"]["imageURI"])
@@ -161,13 +277,14 @@ class Deployer:
                 f"--role {BUCKET_VIEWER_ROLE} --bucket {uri.bucket}",
             )
         generation = int(dm["metadata"]["generation"])
-        artifact_dir = self.settings.run_dir / "artifacts" / namespace / name / f"gen-{generation}"
+        artifact_dir = self.serving.artifact_dir(key, generation)
         if artifact_dir.exists():
             shutil.rmtree(artifact_dir)
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
             self._preflight(artifact_dir, image)
-        return self._start_pods(namespace, name, generation, image, artifact_dir, replicas)
+        record = ServingRecord(generation, image.name, str(uri), str(artifact_dir), replicas)
+        return record, self._start_pods(key, generation, image, artifact_dir, replicas)
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
         ref = spec.get("resourcePoolRef")
@@ -196,33 +313,12 @@ class Deployer:
             error.diagnostics = report.to_dict()["diagnostics"]  # type: ignore[attr-defined]
             raise error
 
-    def _start_pods(
-        self, namespace: str, name: str, generation: int, image: Image, artifact_dir: Path, replicas: int
-    ) -> list[PodInfo]:
-        runtime = RUNTIMES[image.framework]
+    def _start_pods(self, key: Key, generation: int, image: Image, artifact_dir: Path, replicas: int) -> list[PodInfo]:
+        """Start ``replicas`` pods at once; all or none (the ones that started are stopped if one fails)."""
         suffix = f"{random.getrandbits(24):06x}"
-
-        def start_one(index: int) -> PodInfo:
-            pod_name = f"{namespace}-{name}-g{generation}-{suffix}-{index}"
-            pod = runtime(
-                PodSpec(
-                    name=pod_name,
-                    image=image,
-                    artifact_dir=artifact_dir,
-                    pod_dir=self.settings.run_dir / "pods" / pod_name,
-                    log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
-                    host=self.settings.host,
-                    spawn_record=self.pods.spawn_record(pod_name),
-                )
-            )
-            try:
-                return pod.start(self.settings.deploy_timeout)
-            except BaseException:
-                self.pods.release(pod_name)  # pod.start stopped it
-                raise
-
+        names = [f"{key[1]}-{key[2]}-g{generation}-{suffix}-{index}" for index in range(replicas)]
         with ThreadPoolExecutor(max_workers=replicas) as pool:
-            futures = [pool.submit(start_one, i) for i in range(replicas)]
+            futures = [pool.submit(self._start_pod, name, image, artifact_dir) for name in names]
             results, errors = [], []
             for future in futures:
                 try:
@@ -234,32 +330,187 @@ class Deployer:
             raise errors[0]
         return results
 
+    def _start_pod(self, pod_name: str, image: Image, artifact_dir: Path) -> PodInfo:
+        """Start one model server and wait until it answers; it is held loose until committed or retired."""
+        pod = RUNTIMES[image.framework](
+            PodSpec(
+                name=pod_name,
+                image=image,
+                artifact_dir=artifact_dir,
+                pod_dir=self.settings.run_dir / "pods" / pod_name,
+                log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
+                host=self.settings.host,
+                spawn_record=self.pods.spawn_record(pod_name),
+            )
+        )
+        try:
+            return pod.start(self.settings.deploy_timeout)
+        except BaseException:
+            self.pods.release(pod_name)  # pod.start stopped it
+            raise
+
+    # -- pods that die -------------------------------------------------------------------------
+    def _watch(self, key: Key, pod: PodInfo, generation: int) -> None:
+        """Wait on the pod's process in a thread: its exit is noticed (and the process reaped) at once."""
+        threading.Thread(
+            target=self._await_exit, args=(key, pod, generation), name=f"watch-{pod.name}", daemon=True
+        ).start()
+
+    def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
+        code = wait_exit(pod.process)
+        if self._stopping.is_set() or self.pods.remove(key, pod.name) is None:
+            return  # stopped on purpose
+        self.pods.retire([pod])  # already gone: this removes its scratch folder
+        self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path))
+
+    def _died(self, key: Key, pod_name: str, generation: int, termination: Termination) -> None:
+        entry, delay = self.restarts.died(key, pod_name, termination)
+        try:
+            self._save_restarting_status(key, pod_name, entry, delay)
+        finally:
+            timer = threading.Timer(delay, self._submit, (self._restart_safely, key, pod_name, generation))
+            timer.daemon = True
+            timer.start()
+
+    def _restart_safely(self, key: Key, pod_name: str, generation: int) -> None:
+        with self._lock_for(key):
+            record = self.serving.load(key)
+            if (
+                self._stopping.is_set()
+                or self.pods.generation(key) != generation
+                or record is None
+                or record.generation != generation
+            ):
+                return  # rolled out, deleted or stopping meanwhile
+            log = str(self.settings.log_dir / "pods" / f"{pod_name}.log")
+            try:
+                pod = self._start_pod(pod_name, resolve(record.image), Path(record.artifact_dir))
+            except Exception as exc:
+                if not isinstance(exc, SandboxError):
+                    traceback.print_exc()
+                message = exc.message if isinstance(exc, SandboxError) else f"{type(exc).__name__}: {exc}"
+                details = exc.details if isinstance(exc, SandboxError) else ""
+                self._died(
+                    key, pod_name, generation, Termination(pod_name, f"restart failed: {message}", log, None, details)
+                )
+                return
+            if not self.pods.add(key, pod, generation):
+                self.pods.retire([pod])
+                return
+            self.restarts.started(key, pod_name)
+            self._watch(key, pod, generation)
+            self._save_serving_status(key, record)
+
     # -- status --------------------------------------------------------------------------------
     def _save_status(self, key: Key, status: dict[str, Any]) -> None:
         self.store.set_status(key, status)
+
+    def _save_condition(self, key: Key, cond: dict[str, str]) -> None:
+        dm = self.store.get(key)
+        if dm is None:
+            return
+        status = dict(dm.get("status") or {})
+        status.update(primaryCondition=cond, conditions=[cond], observedGeneration=int(dm["metadata"]["generation"]))
+        self._save_status(key, status)
+
+    def _pod_status(self, key: Key) -> dict[str, Any]:
+        """``replicas`` (running, restarting or in CrashLoopBackOff), ``restartCount`` and ``lastTermination``."""
+        history = self.restarts.of(key)
+        rows: list[dict[str, Any]] = [
+            {
+                "name": p.name,
+                "state": "Running",
+                "pid": p.process.pid,
+                "url": p.base_url,
+                "log": p.process.log_path,
+                "restartCount": history[p.name].restarts if p.name in history else 0,
+            }
+            for p in self.pods.get(key)
+        ]
+        for name, entry in sorted(self.restarts.pending(key).items()):
+            rows.append(
+                {
+                    "name": name,
+                    "state": CRASH_LOOP if entry.crash_loop else "Restarting",
+                    "restartCount": entry.restarts,
+                    "log": entry.last.log if entry.last else "",
+                }
+            )
+        ended = [e.last for e in history.values() if e.last is not None]
+        status: dict[str, Any] = {"replicas": rows, "restartCount": sum(e.restarts for e in history.values())}
+        if ended:
+            status["lastTermination"] = max(ended, key=lambda t: t.finished_at).to_status()
+        return status
+
+    def _save_serving_status(self, key: Key, record: ServingRecord) -> None:
+        """What serves now; Ready when it is the current generation and no pod is waiting for a restart."""
+        dm = self.store.get(key)
+        if dm is None:
+            return
+        generation = int(dm["metadata"]["generation"])
+        status = dict(dm.get("status") or {})
+        status.pop("lastTermination", None)
+        status.update(
+            servingGeneration=record.generation,
+            servingArtifact=record.artifact_location,
+            servingImage=record.image,
+            deployedModelID=status.get("deployedModelID") or deployed_model_id(dm["metadata"]["uid"]),
+            **self._pod_status(key),
+        )
+        if self.restarts.pending(key):
+            pass  # the restart status stays until every replica runs again
+        elif record.generation == generation:
+            status.update(
+                primaryCondition={**READY, "lastTransitionTime": now_rfc3339()}, observedGeneration=generation
+            )
+            status.pop("diagnostics", None)
+            status.pop("failure", None)
+        elif status.get("failure"):  # a later spec failed: say so again, now that the served one runs
+            failure = status["failure"]
+            status["primaryCondition"] = condition(
+                "False",
+                failure.get("reason", "Failed"),
+                f"{failure['message']} (generation {record.generation} keeps serving)",
+            )
+        if "primaryCondition" in status:
+            status["conditions"] = [status["primaryCondition"]]
+        self._save_status(key, status)
+
+    def _save_restarting_status(self, key: Key, pod_name: str, entry: PodRestarts, delay: float) -> None:
+        dm = self.store.get(key)
+        if dm is None or entry.last is None:
+            return
+        status = dict(dm.get("status") or {})
+        status.update(self._pod_status(key))
+        ready = sum(1 for r in status["replicas"] if r["state"] == "Running")
+        last = entry.last
+        verb = "keeps dying" if entry.crash_loop else "died"
+        message = (
+            f"pod {pod_name} {verb}: {last.message}; restart {entry.restarts} in {delay:g}s; "
+            f"{ready}/{len(status['replicas'])} replicas ready (traffic goes only to ready replicas); log {last.log}"
+        )
+        tail = last.log_tail.strip().splitlines()[-3:]
+        if tail:
+            message += "\nlast lines of its log:\n" + "\n".join(tail)
+        cond = status.get("primaryCondition") or {}
+        if cond.get("reason") != "Deploying" or cond.get("message", "").startswith("restoring"):
+            status["primaryCondition"] = condition("False", CRASH_LOOP if entry.crash_loop else RESTARTING, message)
+            status["conditions"] = [status["primaryCondition"]]
+        self._save_status(key, status)
 
     def _set_failed(self, key: Key, reason: str, message: str, exc: SandboxError | None = None) -> None:
         dm = self.store.get(key)
         if dm is None:
             return
         status = dict(dm.get("status") or {})
-        serving = status.get("servingGeneration")
-        if serving is not None and self.pods.get(key):
-            message += f" (generation {serving} keeps serving)"
-        status["primaryCondition"] = condition("False", reason, message)
+        serving = self.pods.generation(key)
+        full = message + (f" (generation {serving} keeps serving)" if serving is not None else "")
+        status["primaryCondition"] = condition("False", reason, full)
         status["conditions"] = [status["primaryCondition"]]
         status["observedGeneration"] = int(dm["metadata"]["generation"])
+        status["failure"] = {"reason": reason, "code": f"deploy.{reason}", "message": message}
         if exc is not None:
-            status["failure"] = {"code": exc.code, "message": exc.message, "hint": exc.hint, "details": exc.details}
+            status["failure"].update(code=exc.code, hint=exc.hint, details=exc.details)
             if getattr(exc, "diagnostics", None):
                 status["diagnostics"] = exc.diagnostics  # type: ignore[attr-defined]
         self._save_status(key, status)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -51,11 +51,11 @@ class PredictionGateway:
                 code="predict.payload-too-large",
                 hint="send fewer instances per request",
             )
-        dm_id, pod, _ = self.controller.route(namespace, endpoint)
+        dm_id, pod, dm_name = self.controller.route(namespace, endpoint)
         if raw:
-            return self._forward_raw(pod, data, request.content_type or "application/json", dm_id)
+            return self._forward_raw(pod, data, request.content_type or "application/json", dm_id, dm_name)
         payload = self._envelope(data)
-        return self._forward(pod, payload, dm_id)
+        return self._forward(pod, payload, dm_id, dm_name)
 
     @staticmethod
     def _envelope(data: bytes) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class PredictionGateway:
             )
         return {"instances": body["instances"]}
 
-    def _post(self, pod: PodInfo, data: bytes, content_type: str) -> requests.Response:
+    def _post(self, pod: PodInfo, data: bytes, content_type: str, dm_name: str) -> requests.Response:
         try:
             return self.session.post(
                 pod.base_url + pod.predict_path,
@@ -96,14 +96,10 @@ class PredictionGateway:
                 timeout=self.controller.settings.deploy_timeout,
             )
         except requests.RequestException as exc:
-            raise SandboxError(
-                f"the model server of this endpoint did not answer: {exc}",
-                code="predict.model-server-unreachable",
-                hint="`gdc-sandbox status` shows whether the pod is still running",
-            ).with_status(503) from None
+            raise self.controller.describe_unreachable(dm_name, pod, exc) from None
 
-    def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str) -> Response:
-        response = self._post(pod, json.dumps(payload).encode(), "application/json")
+    def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str, dm_name: str) -> Response:
+        response = self._post(pod, json.dumps(payload).encode(), "application/json", dm_name)
         if len(response.content) > self.limit:
             return json_response(
                 error_body(
@@ -142,8 +138,8 @@ class PredictionGateway:
             status,
         )
 
-    def _forward_raw(self, pod: PodInfo, data: bytes, content_type: str, dm_id: str) -> Response:
-        response = self._post(pod, data, content_type)
+    def _forward_raw(self, pod: PodInfo, data: bytes, content_type: str, dm_id: str, dm_name: str) -> Response:
+        response = self._post(pod, data, content_type, dm_name)
         return Response(
             response.content,
             status=response.status_code,

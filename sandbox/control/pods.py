@@ -7,8 +7,8 @@ import json
 import threading
 from pathlib import Path
 
-from sandbox.process import ProcessRecord, stop_group
-from sandbox.runtimes.base import PodInfo, stop_pod
+from sandbox.process import ProcessRecord, stop_all
+from sandbox.runtimes.base import PodInfo
 
 Key = tuple[str, str, str]
 
@@ -46,14 +46,12 @@ class PodTable:
         """The pod is in the table, or stopped: its loose record is no longer needed."""
         (self._spawning / f"{pod_name}.json").unlink(missing_ok=True)
 
-    def stop_loose(self) -> int:
-        """Stop pods outside the table: started but never added, or taken out and not yet stopped."""
-        stopped = 0
-        for path in self._spawning.glob("*.json") if self._spawning.is_dir() else []:
-            record = ProcessRecord.load(path)
-            if record is not None:
-                stopped += record.is_alive()
-                stop_group(record)  # also removes its scratch folder
+    def stop_loose(self) -> list[str]:
+        """Stop pods outside the table (started but never added, or taken out and not yet stopped), all at
+        once; returns the names of those that were running."""
+        paths = list(self._spawning.glob("*.json")) if self._spawning.is_dir() else []
+        stopped = stop_all(r for r in map(ProcessRecord.load, paths) if r is not None)  # also removes scratch
+        for path in paths:
             path.unlink(missing_ok=True)
         return stopped
 
@@ -68,7 +66,7 @@ class PodTable:
             self._hold(previous)
             self._active[key] = pods
             self._generation[key] = generation
-            self._path(key).write_text(json.dumps({"generation": generation, "pods": [p.to_dict() for p in pods]}))
+            self._write(key)
             return previous
 
     def pop(self, key: Key) -> list[PodInfo]:
@@ -80,10 +78,39 @@ class PodTable:
             return self._active.pop(key, [])
 
     def retire(self, pods: list[PodInfo]) -> None:
-        """Stop pods taken out of the table (by :meth:`pop` or :meth:`set`) and drop their loose records."""
+        """Stop pods taken out of the table (by :meth:`pop`, :meth:`set` or :meth:`remove`), in parallel, and
+        drop their loose records."""
+        stop_all(pod.process for pod in pods)
         for pod in pods:
-            stop_pod(pod)
             self.release(pod.name)
+
+    def remove(self, key: Key, pod_name: str) -> PodInfo | None:
+        """Take one pod (that died) out of a DeployedModel's active set, so no traffic goes to it; None if it
+        was no longer there (it was being retired)."""
+        with self._lock:
+            pods = self._active.get(key, [])
+            found = next((p for p in pods if p.name == pod_name), None)
+            if found is not None:
+                self._active[key] = [p for p in pods if p.name != pod_name]
+                self._hold([found])
+                self._write(key)
+            return found
+
+    def add(self, key: Key, pod: PodInfo, generation: int) -> bool:
+        """Put a restarted pod back into the active set, if the DeployedModel still serves ``generation``."""
+        with self._lock:
+            if self._generation.get(key) != generation:
+                return False
+            self._active[key] = [*self._active.get(key, []), pod]
+            self._write(key)
+        self.release(pod.name)
+        return True
+
+    def _write(self, key: Key) -> None:
+        pods = self._active.get(key, [])
+        self._path(key).write_text(
+            json.dumps({"generation": self._generation.get(key), "pods": [p.to_dict() for p in pods]})
+        )
 
     def get(self, key: Key) -> list[PodInfo]:
         with self._lock:
@@ -105,18 +132,18 @@ class PodTable:
         with self._lock:
             return {k: list(v) for k, v in self._active.items()}
 
-    def stop_orphans(self) -> int:
-        """Stop pods recorded by a previous control plane that died without cleaning up."""
+    def stop_orphans(self) -> list[str]:
+        """Stop pods recorded by a previous control plane that died without cleaning up, all at once; returns
+        the names of those that were running."""
         stopped = self.stop_loose()
-        for path in self.root.glob("*.json"):
+        paths = list(self.root.glob("*.json"))
+        pods: list[PodInfo] = []
+        for path in paths:
             try:
-                data = json.loads(path.read_text())
-                pods = [PodInfo.from_dict(p) for p in data.get("pods", [])]
+                pods += [PodInfo.from_dict(p) for p in json.loads(path.read_text()).get("pods", [])]
             except (OSError, ValueError, TypeError, KeyError):
-                pods = []
-            for pod in pods:
-                if pod.process.is_alive():
-                    stop_pod(pod)
-                    stopped += 1
+                pass
+        stopped += stop_all(pod.process for pod in pods)
+        for path in paths:
             path.unlink(missing_ok=True)
         return stopped

@@ -19,7 +19,8 @@ def now_rfc3339() -> str:
 
 
 class ResourceStore:
-    """Thread-safe; every change is persisted (atomic rename) before it is visible to readers."""
+    """Thread-safe; every change is persisted (atomic rename) before it is visible to readers, and a change
+    that cannot be written is not made."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -89,8 +90,8 @@ class ResourceStore:
                 stored["metadata"]["annotations"] = meta.get("annotations", {})
                 if changed:
                     stored["metadata"]["generation"] = int(stored["metadata"].get("generation", 1)) + 1
+            self._persist(key, stored)  # on disk first: a failed write changes nothing
             self._items[key] = stored
-            self._persist(key, stored)
             return copy.deepcopy(stored), changed
 
     def set_status(self, key: Key, status: dict[str, Any]) -> None:
@@ -98,12 +99,14 @@ class ResourceStore:
             item = self._items.get(key)
             if item is None:
                 return
-            item["status"] = copy.deepcopy(status)
-            self._persist(key, item)
+            updated = {**item, "status": copy.deepcopy(status)}
+            self._persist(key, updated)
+            self._items[key] = updated
 
     def delete(self, key: Key) -> dict[str, Any] | None:
         with self._lock:
-            item = self._items.pop(key, None)
+            item = self._items.get(key)
             if item is not None:
                 self._persist(key, None)
+                del self._items[key]
             return item

@@ -1,0 +1,161 @@
+"""Pods behave like Kubernetes pods: a pod that dies is noticed, taken out of traffic, restarted with back-off
+(CrashLoopBackOff when it keeps dying) and reaped; `down` names every pod it stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from sandbox.engine import Sandbox
+from sandbox.errors import DeployFailed
+from sandbox.process import wait_until
+from sandbox.settings import Settings
+from tests.integration.conftest import close
+
+INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
+
+
+@pytest.fixture(scope="module")
+def pod_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A private sandbox whose pods these tests kill; restarts wait 3 s, long enough to watch the dead state."""
+    sb = Sandbox(Settings(home=tmp_path_factory.mktemp("pods") / "home", s3_port=0, gateway_port=0, restart_backoff=3))
+    sb.up()
+    try:
+        yield sb
+    finally:
+        sb.down()
+
+
+def status_of(sb: Sandbox, name: str) -> dict[str, Any]:
+    return dict(sb.get("DeployedModel", name)[0].get("status") or {})
+
+
+def await_reason(sb: Sandbox, name: str, reason: str, timeout: float = 120) -> dict[str, Any]:
+    """The DeployedModel's status once its condition's reason is ``reason`` (checked every 0.1 s)."""
+
+    def reached() -> dict[str, Any] | None:
+        status = status_of(sb, name)
+        return status if (status.get("primaryCondition") or {}).get("reason") == reason else None
+
+    found = wait_until(reached, timeout=timeout)
+    assert found, f"{name} never reached {reason}: {status_of(sb, name).get('primaryCondition')}"
+    return found
+
+
+def running_pod(sb: Sandbox, name: str) -> dict[str, Any]:
+    pods = [p for p in sb.pods() if p["deployedModel"] == name and p["state"] == "Running"]
+    assert len(pods) == 1, sb.pods()
+    return pods[0]
+
+
+def zombies_of(pid: int) -> list[int]:
+    return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
+    pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
+) -> None:
+    sb = pod_sandbox
+    sb.upload(tf_model[0], "s3://models/killed/1", progress=False)
+    dm = sb.deploy("s3://models/killed/1", "tf2-cpu.2-18", "killed-ep").deployed_model
+    pod = running_pod(sb, dm)
+
+    os.kill(pod["pid"], signal.SIGKILL)
+
+    status = await_reason(sb, dm, "PodRestarting", timeout=10)
+    message = status["primaryCondition"]["message"]
+    assert f"pod {pod['name']} died: killed by signal 9 (SIGKILL)" in message
+    assert "0/1 replicas ready" in message and pod["log"] in message
+    assert "last lines of its log:" in message  # the model server's own last words
+    assert status["lastTermination"]["signal"] == 9 and status["lastTermination"]["pod"] == pod["name"]
+    assert status["restartCount"] == 1
+
+    code, body = sb.predict("killed-ep", INSTANCES)  # no ready replica: the sandbox says why, in its words
+    error = body["error"]
+    assert code == 503 and error["status"] == "UNAVAILABLE" and error["reason"] == "endpoint.not-ready"
+    assert f"DeployedModel {dm} is PodRestarting: pod {pod['name']} died" in error["message"]
+    assert pod["log"] in error["hint"]
+    assert "HTTPConnectionPool" not in error["message"] + error["hint"]
+    assert not zombies_of(sb.running().control.pid)  # the watcher reaped it
+
+    # `deploy` again while the pod restarts: it waits, and says ready only once a pod answers.
+    again = sb.deploy("s3://models/killed/1", "tf2-cpu.2-18", "killed-ep")
+    code, body = sb.predict("killed-ep", INSTANCES)
+    assert code == 200 and close(body["predictions"], tf_model[1](INSTANCES))
+    assert again.deployed_model == dm
+    restarted = running_pod(sb, dm)
+    assert restarted["name"] == pod["name"] and restarted["pid"] != pod["pid"] and restarted["restartCount"] == 1
+    assert status_of(sb, dm)["primaryCondition"]["reason"] == "Ready"
+
+    sb.delete("DeployedModel", dm)  # its pod is stopped, and reaped: no <defunct> child is left
+    control = sb.running().control.pid
+    assert wait_until(lambda: not psutil.pid_exists(restarted["pid"]) or None, timeout=30)
+    assert zombies_of(control) == []
+
+
+def test_a_pod_that_keeps_dying_ends_in_crash_loop_back_off_with_its_last_error(
+    pod_sandbox: Sandbox, tf_model: tuple[Path, Any], cli_for: Callable[..., Any]
+) -> None:
+    sb = pod_sandbox
+    sb.upload(tf_model[0], "s3://models/crashing/1", progress=False)
+    dm = sb.deploy("s3://models/crashing/1", "tf2-cpu.2-18", "crashing-ep").deployed_model
+    pod = running_pod(sb, dm)
+    staged = sb.settings.run_dir / "artifacts" / "default" / dm / "gen-1"
+    (staged / "saved_model.pb").unlink()  # the restarted model server will find no model to load
+
+    os.kill(pod["pid"], signal.SIGKILL)
+
+    status = await_reason(sb, dm, "CrashLoopBackOff")
+    message = status["primaryCondition"]["message"]
+    assert f"pod {pod['name']} keeps dying: restart failed: " in message
+    assert "restart 2 in 6s" in message  # back-off doubles: 3 s, then 6 s
+    assert status["restartCount"] == 2 and status["lastTermination"]["message"].startswith("restart failed: ")
+    assert [r["state"] for r in status["replicas"]] == ["CrashLoopBackOff"]
+
+    with pytest.raises(DeployFailed) as info:  # deploy never says ready for it
+        sb.deploy("s3://models/crashing/1", "tf2-cpu.2-18", "crashing-ep")
+    assert "CrashLoopBackOff" in info.value.message
+    code, out, _ = cli_for(sb)("status")
+    assert f"pod/{pod['name']}" in out and "CrashLoopBackOff" in out
+    sb.delete("DeployedModel", dm)
+
+
+def test_down_stops_every_pod_and_names_each(tmp_path: Path, tf_model: tuple[Path, Any]) -> None:
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    try:
+        sb.up()
+        sb.upload(tf_model[0], "s3://models/many/1", progress=False)
+        sb.deploy("s3://models/many/1", "tf2-cpu.2-18", "many-a", replicas=2)
+        sb.deploy("s3://models/many/1", "tf2-cpu.2-18", "many-b")
+        pods = sb.pods()
+        assert len(pods) == 3
+        stopped = sb.down()
+    finally:
+        sb.down()
+    assert stopped[0] == "control-plane" and stopped[-1] == "s3"
+    assert sorted(stopped[1:-1]) == sorted(f"pod/{p['name']}" for p in pods)
+    assert not any(psutil.pid_exists(p["pid"]) and psutil.Process(p["pid"]).status() != "zombie" for p in pods)
+
+
+@pytest.fixture
+def cli_for(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    """``cli_for(sandbox)("status")``: run the CLI in-process against a given sandbox; (exit code, out, err)."""
+    from sandbox.cli import main
+
+    def bind(sb: Sandbox) -> Callable[..., tuple[int, str, str]]:
+        def run(*argv: str) -> tuple[int, str, str]:
+            monkeypatch.setenv("GDC_SANDBOX_HOME", str(sb.settings.home))
+            capsys.readouterr()
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        return run
+
+    return bind
