@@ -218,6 +218,7 @@ class Deployer:
         try:
             record, pods = self._start_generation(key, dm)
         except SandboxError as exc:
+            self.serving.prune(key)  # the copy staged for the failed generation
             self._set_failed(key, exc.code.split(".", 1)[-1], exc.message, exc)
             return
         self._commit(key, dm, record, pods, announce=True)
@@ -250,12 +251,13 @@ class Deployer:
                 self.serving.save(key, previous_record)
             else:
                 self.serving.forget(key)
+            self.serving.prune(key)
             raise
         for pod in pods:
             self.pods.release(pod.name)
             self._watch(key, pod, record.generation)
         self.pods.retire(previous)
-        self.serving.prune(key, record)
+        self.serving.prune(key)
 
     def _start_generation(self, key: Key, dm: dict[str, Any]) -> tuple[ServingRecord, list[PodInfo]]:
         _, namespace, _ = key

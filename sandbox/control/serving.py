@@ -54,10 +54,11 @@ class ServingRecords:
         tmp.write_text(json.dumps(asdict(record), indent=2))
         tmp.replace(self._path(key))
 
-    def prune(self, key: Key, record: ServingRecord) -> None:
-        """Drop the staged copies of every generation but the one that serves."""
+    def prune(self, key: Key) -> None:
+        """Drop the staged copies of every generation but the one recorded as serving (all, if none is)."""
+        record = self.load(key)
         for folder in self.artifact_dir(key, 0).parent.glob("gen-*"):
-            if folder != Path(record.artifact_dir):
+            if record is None or folder != Path(record.artifact_dir):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def forget(self, key: Key) -> None:

@@ -16,19 +16,27 @@ private_keras_home()
 
 
 @pytest.fixture
-def cli(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+def cli(sandbox: Sandbox, cli_for: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``gdc-sandbox ARGS`` in-process against the session sandbox; returns (exit code, stdout, stderr)."""
+    return cli_for(sandbox)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def cli_for(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    """``cli_for(sandbox)("status")``: run the CLI in-process against a given sandbox; (exit code, out, err)."""
     from sandbox.cli import main
 
-    monkeypatch.setenv("GDC_SANDBOX_HOME", str(sandbox.settings.home))
+    def bind(sb: Sandbox) -> Callable[..., tuple[int, str, str]]:
+        def run(*argv: str) -> tuple[int, str, str]:
+            monkeypatch.setenv("GDC_SANDBOX_HOME", str(sb.settings.home))
+            capsys.readouterr()
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+            return code, out, err
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run
 
-    return run
+    return bind
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +55,30 @@ def torch_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Callabl
     return folder, reference
 
 
-@pytest.fixture(scope="session")
-def tf_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Callable[[Any], Any]]:
-    """A Keras 3 Dense(4->2) exported with model.export, and Keras's own output for comparison."""
+def _tf_dense(seed: int, folder: Path) -> tuple[Path, Callable[[Any], Any]]:
     import keras
     import numpy as np
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    folder = export_tensorflow(model, tmp_path_factory.mktemp("tf") / "art")
+    folder = export_tensorflow(model, folder)
 
     def reference(instances: Any) -> Any:
         return model(np.asarray(instances, dtype="float32")).numpy().tolist()
 
     return folder, reference
+
+
+@pytest.fixture(scope="session")
+def tf_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Callable[[Any], Any]]:
+    """A Keras 3 Dense(4->2) exported with model.export, and Keras's own output for comparison."""
+    return _tf_dense(0, tmp_path_factory.mktemp("tf") / "art")
+
+
+@pytest.fixture(scope="session")
+def other_tf_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Callable[[Any], Any]]:
+    """The same Dense(4->2) with other weights: a second version whose answers differ from ``tf_model``'s."""
+    return _tf_dense(1, tmp_path_factory.mktemp("tf-other") / "art")
 
 
 def close(a: Any, b: Any, atol: float = 1e-5) -> bool:

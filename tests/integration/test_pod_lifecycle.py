@@ -141,21 +141,3 @@ def test_down_stops_every_pod_and_names_each(tmp_path: Path, tf_model: tuple[Pat
     assert stopped[0] == "control-plane" and stopped[-1] == "s3"
     assert sorted(stopped[1:-1]) == sorted(f"pod/{p['name']}" for p in pods)
     assert not any(psutil.pid_exists(p["pid"]) and psutil.Process(p["pid"]).status() != "zombie" for p in pods)
-
-
-@pytest.fixture
-def cli_for(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
-    """``cli_for(sandbox)("status")``: run the CLI in-process against a given sandbox; (exit code, out, err)."""
-    from sandbox.cli import main
-
-    def bind(sb: Sandbox) -> Callable[..., tuple[int, str, str]]:
-        def run(*argv: str) -> tuple[int, str, str]:
-            monkeypatch.setenv("GDC_SANDBOX_HOME", str(sb.settings.home))
-            capsys.readouterr()
-            code = main(list(argv))
-            out, err = capsys.readouterr()
-            return code, out, err
-
-        return run
-
-    return bind
