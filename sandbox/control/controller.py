@@ -155,7 +155,7 @@ class Controller:
             ref = dest["serviceRef"]
             key = ("DeployedModel", ref.get("namespace") or ns, ref["name"])
             dm = self.store.get(key)
-            serving = bool(self.pods.get(key))
+            serving = bool(self._ready_pods(key))
             destinations.append(
                 {
                     "deployedModel": ref["name"],
@@ -207,7 +207,7 @@ class Controller:
             ref = dest["serviceRef"]
             key = ("DeployedModel", ref.get("namespace") or item["metadata"]["namespace"], ref["name"])
             if dest["trafficPercentage"] > 0:
-                (choices if self.pods.get(key) else waiting).append((dest["trafficPercentage"], key))
+                (choices if self._ready_pods(key) else waiting).append((dest["trafficPercentage"], key))
         while choices:
             _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
             pod = self.pods.pick(key)
@@ -217,6 +217,10 @@ class Controller:
             choices = [c for c in choices if c[1] != key]  # its last pod died a moment ago
             waiting.append((0, key))
         raise self._not_serving(endpoint, [key for _, key in waiting])
+
+    def _ready_pods(self, key: Key) -> list[PodInfo]:
+        """The running pods of a DeployedModel that exists (a deleted one's pods are on their way out)."""
+        return self.pods.get(key) if self.store.exists(key) else []
 
     def _not_serving(self, endpoint: str, keys: list[Key]) -> SandboxError:
         """Endpoint traffic with no ready pod: which DeployedModel, its state, and where its pod's log is."""
@@ -262,7 +266,7 @@ class Controller:
         for dest in item["spec"]["destinations"]:
             ref = dest["serviceRef"]
             key = ("DeployedModel", ref.get("namespace") or item["metadata"]["namespace"], ref["name"])
-            pods = [(pod.name, _answers(pod)) for pod in self.pods.get(key)]
+            pods = [(pod.name, _answers(pod)) for pod in self._ready_pods(key)]
             answers.append({"deployedModel": ref["name"], "pods": [{"name": n, "answers": ok} for n, ok in pods]})
             if dest["trafficPercentage"] > 0 and not any(ok for _, ok in pods):
                 ready = False

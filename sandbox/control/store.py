@@ -57,6 +57,10 @@ class ResourceStore:
             item = self._items.get(key)
             return copy.deepcopy(item) if item is not None else None
 
+    def exists(self, key: Key) -> bool:
+        with self._lock:
+            return key in self._items
+
     def list(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [
