@@ -1,4 +1,4 @@
-"""Pod lifecycle timings: `down` with N pods, and `up` until N DeployedModels serve again.
+"""Pod lifecycle timings: a killed pod noticed, `down` with N pods, `up` until N DeployedModels serve again.
 
     .venv/bin/python bench/lifecycle.py [--deployments 12]
 
@@ -12,7 +12,9 @@ what restoring the deployments one by one would take.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +41,21 @@ def wait_all_ready(sb: Sandbox, total: int, timeout: float) -> float:
     return time.monotonic() - start
 
 
+def time_to_notice_a_kill(sb: Sandbox) -> float:
+    """Seconds from `kill -9` of a pod until its DeployedModel's condition stops saying Ready (-1: not measured,
+    e.g. on a version without the pod list this asks for)."""
+    pod = next((p for p in sb.pods() if p.get("state") == "Running"), None)
+    if pod is None:
+        return -1.0
+    start = time.monotonic()
+    os.kill(pod["pid"], signal.SIGKILL)
+    while (sb.get("DeployedModel", pod["deployedModel"])[0]["status"]["primaryCondition"]["reason"]) == "Ready":
+        if time.monotonic() - start > 60:
+            return -1.0
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deployments", type=int, default=12)
@@ -62,6 +79,8 @@ def main() -> None:
         for i in range(1, n):
             sb.deploy("s3://models/bench/1", "tf2-cpu.2-18", f"bench-{i}", wait=False)
         wait_all_ready(sb, n, 600)
+        notice_s = time_to_notice_a_kill(sb)
+        wait_all_ready(sb, n, 600)
         pods = sum(1 for _ in sb.pods())
         start = time.monotonic()
         stopped = sb.down()
@@ -75,6 +94,8 @@ def main() -> None:
             assert status == 200, (i, status)
         print(f"deployments: {n}, pods: {pods}")
         print(f"baseline: one deploy to ready {one:.1f}s (x{n} one by one: {one * n:.1f}s)")
+        if notice_s >= 0:
+            print(f"kill -9 of a pod to its DeployedModel not Ready: {notice_s:.2f}s")
         print(f"down: {down_s:.1f}s, said it stopped: {', '.join(stopped)}")
         print(f"up: {up_s:.1f}s to return; all {n} DeployedModels Ready {restore_s:.1f}s after `up` began")
     finally:

@@ -98,7 +98,8 @@ def test_down_and_up_keep_every_byte_and_every_deployment(
         (r["kind"], r["metadata"]["name"]) for k in ("DeployedModel", "Endpoint") for r in own_sandbox.get(k)
     }
 
-    assert own_sandbox.down() == ["control-plane", "s3"]
+    pods = [f"pod/{p['name']}" for p in own_sandbox.pods()]
+    assert own_sandbox.down() == ["control-plane", *pods, "s3"]
     own_sandbox.up()
 
     assert _fingerprint(own_sandbox) == before
