@@ -37,7 +37,7 @@ def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
     _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
     _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
     restore = sb.restore_progress()
-    if restore.get("total"):
+    if restore.get("total", 0) > restore.get("done", 0):
         _out(
             f"  restoring:      {restore['total']} DeployedModel(s) in the background, what served before the "
             f"restart ({restore['done']} done); `gdc-sandbox status` shows progress"

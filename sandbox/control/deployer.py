@@ -471,7 +471,7 @@ class Deployer:
             failure = status["failure"]
             status["primaryCondition"] = condition(
                 "False",
-                failure.get("reason", "Failed"),
+                failure.get("reason") or str(failure.get("code", "deploy.Failed")).split(".", 1)[-1],
                 f"{failure['message']} (generation {record.generation} keeps serving)",
             )
         if "primaryCondition" in status:

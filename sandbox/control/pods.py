@@ -11,6 +11,9 @@ from sandbox.process import ProcessRecord, stop_all
 from sandbox.runtimes.base import PodInfo
 
 Key = tuple[str, str, str]
+STOP_GRACE = 2.0
+"""Seconds a model server gets to exit after SIGTERM before SIGKILL. Kubernetes gives 30; a model server keeps
+nothing worth the wait, and TensorFlow's own teardown takes seconds of CPU per pod on a busy machine."""
 
 
 class PodTable:
@@ -50,7 +53,8 @@ class PodTable:
         """Stop pods outside the table (started but never added, or taken out and not yet stopped), all at
         once; returns the names of those that were running."""
         paths = list(self._spawning.glob("*.json")) if self._spawning.is_dir() else []
-        stopped = stop_all(r for r in map(ProcessRecord.load, paths) if r is not None)  # also removes scratch
+        records = (r for r in map(ProcessRecord.load, paths) if r is not None)
+        stopped = stop_all(records, STOP_GRACE)  # also removes their scratch folders
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped
@@ -80,7 +84,7 @@ class PodTable:
     def retire(self, pods: list[PodInfo]) -> None:
         """Stop pods taken out of the table (by :meth:`pop`, :meth:`set` or :meth:`remove`), in parallel, and
         drop their loose records."""
-        stop_all(pod.process for pod in pods)
+        stop_all((pod.process for pod in pods), STOP_GRACE)
         for pod in pods:
             self.release(pod.name)
 
@@ -143,7 +147,7 @@ class PodTable:
                 pods += [PodInfo.from_dict(p) for p in json.loads(path.read_text()).get("pods", [])]
             except (OSError, ValueError, TypeError, KeyError):
                 pass
-        stopped += stop_all(pod.process for pod in pods)
+        stopped += stop_all((pod.process for pod in pods), STOP_GRACE)
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped

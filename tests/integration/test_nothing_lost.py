@@ -74,6 +74,9 @@ def test_after_down_up_or_a_dead_control_plane_what_served_serves_again(
     assert sb.down()[:2] == ["control-plane", f"pod/{pod}"]
     code, out, _ = cli("up")
     assert code == 0 and "restoring:      1 DeployedModel(s) in the background" in out
+    _, out, _ = cli("status")
+    if sb.restore_progress()["done"] == 0:  # loading a TF model server takes seconds: still under way
+        assert "restoring DeployedModels after a restart: 0/1 done" in out
     assert_serves_generation_1(sb, dm, tf_model[1])
     assert wait_until(lambda: sb.restore_progress().get("done") == 1, timeout=30)
     assert sb.restore_progress() == {"total": 1, "done": 1, "failed": []}

@@ -99,6 +99,24 @@ def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
     assert zombies_of(control) == []
 
 
+def test_traffic_goes_only_to_the_ready_replicas(pod_sandbox: Sandbox, tf_model: tuple[Path, Any]) -> None:
+    sb = pod_sandbox
+    sb.upload(tf_model[0], "s3://models/two/1", progress=False)
+    dm = sb.deploy("s3://models/two/1", "tf2-cpu.2-18", "two-ep", replicas=2).deployed_model
+    victim = next(p for p in sb.pods() if p["deployedModel"] == dm)
+    staged = sb.settings.run_dir / "artifacts" / "default" / dm / "gen-1"
+    (staged / "saved_model.pb").unlink()  # the killed replica cannot come back; the other loaded its model already
+
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    status = await_reason(sb, dm, "CrashLoopBackOff")
+    assert "1/2 replicas ready" in status["primaryCondition"]["message"]
+    answers = [sb.predict("two-ep", INSTANCES)[0] for _ in range(20)]
+    assert answers == [200] * 20  # all to the replica that runs
+    assert sorted(p["state"] for p in sb.pods() if p["deployedModel"] == dm) == ["CrashLoopBackOff", "Running"]
+    sb.delete("DeployedModel", dm)
+
+
 def test_a_pod_that_keeps_dying_ends_in_crash_loop_back_off_with_its_last_error(
     pod_sandbox: Sandbox, tf_model: tuple[Path, Any], cli_for: Callable[..., Any]
 ) -> None:
