@@ -119,6 +119,7 @@ class Deployer:
     def _crashed(self, key: Key, what: str, exc: Exception) -> None:
         traceback.print_exc()
         try:
+            self.serving.prune(key)  # a copy staged for the generation that did not make it
             self._set_failed(key, "InternalError", f"{what} crashed: {type(exc).__name__}: {exc}")
         except Exception:  # the store itself is failing (disk): the log has both tracebacks
             traceback.print_exc()
@@ -321,11 +322,12 @@ class Deployer:
         names = [f"{key[1]}-{key[2]}-g{generation}-{suffix}-{index}" for index in range(replicas)]
         with ThreadPoolExecutor(max_workers=replicas) as pool:
             futures = [pool.submit(self._start_pod, name, image, artifact_dir) for name in names]
-            results, errors = [], []
+            results: list[PodInfo] = []
+            errors: list[Exception] = []
             for future in futures:
                 try:
                     results.append(future.result())
-                except SandboxError as exc:
+                except Exception as exc:  # a bug as much as a failed load: the others must not run on
                     errors.append(exc)
         if errors:
             self.pods.retire(results)
