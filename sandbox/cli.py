@@ -88,18 +88,11 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
 
 
 def cmd_upload(sb: Sandbox, args: argparse.Namespace) -> int:
-    deployed = sb.deployed_from(args.uri) if args.overwrite and sb.stack.running() else []
+    warnings = sb.overwrite_warnings(args.uri) if args.overwrite and sb.stack.running() else []
     result = sb.upload(Path(args.source), args.uri, overwrite=args.overwrite, progress=not args.quiet)
     _out(f"uploaded {len(result.keys)} file(s), {result.total_bytes} bytes to {result.uri} (checksums verified)")
-    for dm in deployed:
-        name = dm["metadata"]["name"]
-        endpoint = (dm["metadata"].get("annotations") or {}).get("sandbox.gdc.goog/attach-to-endpoint")
-        image = dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]
-        _err(
-            f"warning: DeployedModel {name} serves {result.uri} and keeps serving the bytes it loaded, also after a "
-            f"restart of its pods or of the sandbox; to serve the new bytes, deploy again: "
-            f"gdc-sandbox deploy {result.uri} --image {image}" + (f" --endpoint {endpoint}" if endpoint else "")
-        )
+    for warning in warnings:
+        _err(f"warning: {warning}")
     return 0
 
 
@@ -207,7 +200,7 @@ def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
                     item["metadata"]["name"],
                     cond.get("status", "-"),
                     cond.get("reason", "-"),
-                    cond.get("message", "")[:80],
+                    (cond.get("message") or "").split("\n")[0][:80],
                 )
             )
         _table(rows)

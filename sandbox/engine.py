@@ -78,14 +78,28 @@ class Sandbox:
         target = ArtifactURI.parse(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
 
-    def deployed_from(self, uri: str) -> list[dict[str, Any]]:
-        """The DeployedModels that serve, or are meant to serve, the version at ``uri``."""
+    def overwrite_warnings(self, uri: str) -> list[str]:
+        """What `upload --overwrite` of ``uri`` does not change: each DeployedModel serving that version keeps its
+        bytes; the warning gives the `deploy` command that rolls out the new ones."""
+        from sandbox.control.resources import ATTACH_ANNOTATION, TRAFFIC_ANNOTATION
+
         wanted = str(ArtifactURI.parse(uri))
-        return [
-            dm
-            for dm in self.get("DeployedModel")
-            if wanted in (dm["spec"]["modelSpec"]["artifactLocation"], (dm.get("status") or {}).get("servingArtifact"))
-        ]
+        warnings = []
+        for dm in self.get("DeployedModel"):
+            status = dm.get("status") or {}
+            if wanted not in (dm["spec"]["modelSpec"]["artifactLocation"], status.get("servingArtifact")):
+                continue
+            annotations = dm["metadata"].get("annotations") or {}
+            command = f"gdc-sandbox deploy {wanted} --image {dm['spec']['modelSpec']['modelContainerSpec']['imageURI']}"
+            if annotations.get(ATTACH_ANNOTATION):
+                command += f" --endpoint {annotations[ATTACH_ANNOTATION]}"
+            if annotations.get(TRAFFIC_ANNOTATION):
+                command += f" --traffic {annotations[TRAFFIC_ANNOTATION]}"
+            warnings.append(
+                f"DeployedModel {dm['metadata']['name']} serves {wanted} and keeps serving the bytes it loaded, also "
+                f"after a restart of its pods or of the sandbox; to serve the new bytes, deploy again: {command}"
+            )
+        return warnings
 
     def restore_progress(self) -> dict[str, Any]:
         """``{"total", "done", "failed"}`` of the DeployedModels a starting control plane serves again."""

@@ -14,7 +14,9 @@ from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import (
     API_VERSIONS,
     ATTACH_ANNOTATION,
+    DIGEST_ANNOTATION,
     FORCE_ANNOTATION,
+    TRAFFIC_ANNOTATION,
     canonical_kind,
     endpoint_path_parts,
     validate,
@@ -28,11 +30,6 @@ from sandbox.s3.client import Store
 from sandbox.settings import Settings
 from sandbox.uri import ArtifactURI
 
-TRAFFIC_ANNOTATION = "sandbox.gdc.goog/traffic-percentage"
-"""Set by `gdc-sandbox deploy --traffic N`: once Ready, the DeployedModel takes N % of the endpoint's traffic."""
-DIGEST_ANNOTATION = "sandbox.gdc.goog/artifact-digest"
-"""Set by `gdc-sandbox deploy`: the bucket's ETags of the artifact, so that deploying again after
-`upload --overwrite` rolls the new bytes out (the pods serve a staged copy, not the bucket)."""
 ENDPOINT_READY = {"type": "EndpointReady", "status": "True", "reason": "ResourceReady", "message": "Endpoint Ready"}
 
 
@@ -113,22 +110,33 @@ class Controller:
         warnings = []
         if kind == "DeployedModel":
             self.deployer.enqueue(key)
-            for endpoint, percent in self._routes_to(key):
+            for endpoint, percent, others in self._routes_to(key):
+                now = (
+                    f"that share now goes to {', '.join(others)}"
+                    if others
+                    else "the endpoint now answers 503 (endpoint.not-ready)"
+                )
                 warnings.append(
-                    f"Endpoint {endpoint} still sends {percent}% of its traffic to DeployedModel {name}: those "
-                    f"requests now get 503 (endpoint.not-ready); point the Endpoint elsewhere (`gdc-sandbox deploy` "
-                    f"another version to it, or `gdc-sandbox apply` the Endpoint with other destinations)"
+                    f"Endpoint {endpoint} still gives DeployedModel {name} {percent}% of its traffic: {now}; point the "
+                    f"Endpoint elsewhere (`gdc-sandbox deploy` another version to it, or `gdc-sandbox apply` the "
+                    f"Endpoint with other destinations)"
                 )
         return item, warnings
 
-    def _routes_to(self, key: Key) -> list[tuple[str, int]]:
-        """(endpoint name, traffic %) of every Endpoint that sends traffic to a DeployedModel."""
+    def _routes_to(self, key: Key) -> list[tuple[str, int, list[str]]]:
+        """(endpoint name, traffic %, the other DeployedModels with traffic) of every Endpoint that gives a
+        DeployedModel traffic."""
         found = []
         for endpoint in self.store.list("Endpoint", key[1]):
+            mine, others = 0, []
             for dest in endpoint["spec"]["destinations"]:
                 ref = dest["serviceRef"]
-                if (ref["name"], ref.get("namespace") or key[1]) == (key[2], key[1]) and dest["trafficPercentage"]:
-                    found.append((endpoint["metadata"]["name"], int(dest["trafficPercentage"])))
+                if (ref["name"], ref.get("namespace") or key[1]) == (key[2], key[1]):
+                    mine += int(dest["trafficPercentage"])
+                elif dest["trafficPercentage"]:
+                    others.append(ref["name"])
+            if mine:
+                found.append((endpoint["metadata"]["name"], mine, others))
         return found
 
     def view(self, item: dict[str, Any]) -> dict[str, Any]:

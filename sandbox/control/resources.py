@@ -50,6 +50,11 @@ FORCE_ANNOTATION = "sandbox.gdc.goog/skip-preflight"
 ATTACH_ANNOTATION = "sandbox.gdc.goog/attach-to-endpoint"
 """Set by `gdc-sandbox deploy`: once Ready, the DeployedModel takes the endpoint's traffic and replaces
 the DeployedModel the shorthand deployed there before."""
+TRAFFIC_ANNOTATION = "sandbox.gdc.goog/traffic-percentage"
+"""Set by `gdc-sandbox deploy --traffic N`: once Ready, the DeployedModel takes N % of the endpoint's traffic."""
+DIGEST_ANNOTATION = "sandbox.gdc.goog/artifact-digest"
+"""Set by `gdc-sandbox deploy`: the bucket's ETags of the artifact, so that deploying again after
+`upload --overwrite` rolls the new bytes out (the pods serve a staged copy, not the bucket)."""
 
 
 def _as_value_error(parse: Any, value: str) -> Any:

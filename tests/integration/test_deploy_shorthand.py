@@ -114,6 +114,7 @@ def test_overwriting_a_deployed_version_and_deleting_a_routed_model_warn(
 
     code, out, err = cli("delete", "deployedmodel", "over-ep-overwritten-1")
     assert code == 0 and "deployedmodel/over-ep-overwritten-1 deleted" in out
-    assert "warning: Endpoint over-ep still sends 100% of its traffic to DeployedModel over-ep-overwritten-1" in err
+    assert "warning: Endpoint over-ep still gives DeployedModel over-ep-overwritten-1 100% of its traffic: the " in err
+    assert "endpoint now answers 503 (endpoint.not-ready)" in err
     status, body = sandbox.predict("over-ep", INSTANCES)
     assert status == 503 and "DeployedModel over-ep-overwritten-1 does not exist" in body["error"]["message"]
