@@ -126,6 +126,8 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
             f"DeployedModel {deployment.deployed_model} applied; watch it with "
             f"`gdc-sandbox get deployedmodel {deployment.deployed_model} -o jsonpath={{.status.primaryCondition}}`"
         )
+        for old in deployment.replaced:
+            _out(f"once it is ready it replaces DeployedModel {old['deployedModel']} on endpoint {deployment.endpoint}")
         return 0
     _out(
         f"deployed {args.uri} as DeployedModel {deployment.deployed_model}"

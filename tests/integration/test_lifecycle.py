@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sandbox.engine import Sandbox
@@ -36,6 +37,8 @@ def test_up_is_idempotent_and_down_stops_exactly_its_processes(own_sandbox: Sand
     stopped = own_sandbox.down()
     assert stopped == ["control-plane", "s3"]
     assert not state.s3.is_alive() and not state.control.is_alive()
+    # this process started them: stopping them also reaped them (no <defunct> entry is left behind)
+    assert not psutil.pid_exists(state.s3.pid) and not psutil.pid_exists(state.control.pid)
     with pytest.raises(SandboxNotRunning):
         own_sandbox.running()
 
