@@ -14,15 +14,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.client import ControlPlaneClient, RemoteError
 from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
-from sandbox.s3.client import Store, UploadResult
 from sandbox.settings import Settings
 from sandbox.stack import Stack, StackState
 from sandbox.uri import ArtifactURI
+
+if TYPE_CHECKING:  # boto3 is imported only by the commands that talk to S3
+    from sandbox.artifacts.report import Report
+    from sandbox.s3.client import Store, UploadResult
 
 ADMIN = "/sandbox/v1"
 
@@ -67,6 +70,8 @@ class Sandbox:
         return self._client
 
     def store(self) -> Store:
+        from sandbox.s3.client import Store
+
         return Store(self.running().s3_url, self.settings.access_key, self.settings.secret_key)
 
     # -- artifacts -------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ class Sandbox:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
         return self.store().list_prefix(uri)
 
-    def check(self, target: str, image: str | None = None) -> Any:
+    def check(self, target: str, image: str | None = None) -> Report:
         """Run the preflight checker on a local path or an ``s3://`` version folder."""
         from sandbox.artifacts import check_artifact
 
