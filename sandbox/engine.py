@@ -14,18 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sandbox.client import ControlPlaneClient, RemoteError
 from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
 from sandbox.settings import Settings
-from sandbox.stack import Stack, StackState
 from sandbox.uri import ArtifactURI
 
-if TYPE_CHECKING:  # boto3 is imported only by the commands that talk to S3
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs (boto3 only to talk to S3)
     from sandbox.artifacts.report import Report
+    from sandbox.client import ControlPlaneClient
     from sandbox.s3.client import Store, UploadResult
+    from sandbox.stack import Stack, StackState
 
 ADMIN = "/sandbox/v1"
 
@@ -46,8 +47,13 @@ class Sandbox:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self.stack = Stack(self.settings)
         self._client: ControlPlaneClient | None = None
+
+    @cached_property
+    def stack(self) -> Stack:
+        from sandbox.stack import Stack
+
+        return Stack(self.settings)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def up(self) -> tuple[StackState, bool]:
@@ -64,6 +70,8 @@ class Sandbox:
 
     def client(self) -> ControlPlaneClient:
         """A client of the running control plane, kept while its URL stays the same (keep-alive connections)."""
+        from sandbox.client import ControlPlaneClient
+
         url = self.running().gateway_url.rstrip("/")
         if self._client is None or self._client.base_url != url:
             self._client = ControlPlaneClient(url)
@@ -183,6 +191,8 @@ class Sandbox:
             time.sleep(0.2)
 
     def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
+        from sandbox.client import RemoteError
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
