@@ -13,8 +13,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning

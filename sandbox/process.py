@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import psutil
 
@@ -79,12 +79,13 @@ class ManagedProcess:
         cwd: Path | None = None,
         record_path: Path | None = None,
         scratch_dir: Path | None = None,
+        stdin: int = subprocess.DEVNULL,
     ) -> ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 list(argv),
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
@@ -103,6 +104,11 @@ class ManagedProcess:
     @property
     def pid(self) -> int:
         return self.record.pid
+
+    @property
+    def stdin(self) -> IO[bytes] | None:
+        """The child's stdin when it was started with ``stdin=subprocess.PIPE``."""
+        return self._popen.stdin if self._popen is not None else None
 
     def is_alive(self) -> bool:
         if self._popen is not None:
