@@ -1,10 +1,13 @@
-"""A model server that imports TensorFlow first and waits for its pod: ``python -m sandbox.runtimes.tfserving.standby``.
+"""A model server that imports TensorFlow first, then waits for its pod.
+
+Run as ``python -m sandbox.runtimes.tfserving.standby``.
 
 Importing TensorFlow is most of a model server's start-up. A standby does it ahead of time, then reads one
-JSON line on stdin, ``{"argv": [...], "cwd": ..., "env": {...}, "log": ..., "own_log": ...}``, takes on that pod's working
-folder, environment and log (its own output so far goes to the head of the pod log, where a cold start would
-have printed it), and runs exactly what ``python -m sandbox.runtimes.tfserving ARGV`` runs. It is one process
-for one pod, on the image's own interpreter, like a cold start. End of input means "not needed": it exits 0.
+JSON line on stdin, ``{"argv": [...], "cwd": ..., "env": {...}, "log": ..., "own_log": ...}``, takes on that
+pod's working folder, environment and log (its own output so far goes to the head of the pod log, where a cold
+start would have printed it), and runs exactly what ``python -m sandbox.runtimes.tfserving ARGV`` runs.
+It is one process for one pod, on the image's own interpreter, like a cold start.
+End of input means "not needed": it exits 0.
 """
 
 from __future__ import annotations
