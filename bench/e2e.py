@@ -209,9 +209,15 @@ def main() -> None:
             sb.upload(models["tf"], uri, progress=False)
             sb.deploy(uri, "tf2-cpu.2-18", f"bench-tf{i}")
             names.append(f"bench-tf{i}-bench-tf{i}-1")
-        mems = [memory_mb(pod_url(sb, ep)[1]) for ep in ("bench-tf", "bench-tf2", "bench-tf3")]
+        pids = [pod_url(sb, ep)[1] for ep in ("bench-tf", "bench-tf2", "bench-tf3")]
+        mems = [memory_mb(pid) for pid in pids]
         row("memory per TF pod, 3 running: PSS", f"{statistics.mean(m[0] for m in mems):.0f} MB",
             f"USS {statistics.mean(m[1] for m in mems):.0f} MB", "goal <= 150 MB")
+        parents = {psutil.Process(pid).ppid() for pid in pids} - {sb.running().control.pid}
+        for parent in parents:  # the fork server they came from, once per runtime
+            pss, uss = memory_mb(parent)
+            row("  + their fork server (once per TF runtime): PSS", f"{pss - sum(m[0] for m in mems):.0f} MB",
+                f"USS {uss - sum(m[1] for m in mems):.0f} MB")
 
         for i in range(4, args.restore + 1):
             uri = f"s3://models/bench-tf{i}/1"

@@ -79,15 +79,17 @@ class ManagedProcess:
         cwd: Path | None = None,
         record_path: Path | None = None,
         scratch_dir: Path | None = None,
-        stdin: int = subprocess.DEVNULL,
+        pipes: bool = False,
     ) -> ManagedProcess:
+        """Start ``argv`` with its output in ``log_path``; ``pipes``: stdin and stdout are pipes to us instead
+        (a child that takes orders), and only stderr goes to the log."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 list(argv),
-                stdin=stdin,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log,
+                stderr=log if pipes else subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
@@ -106,9 +108,11 @@ class ManagedProcess:
         return self.record.pid
 
     @property
-    def stdin(self) -> IO[bytes] | None:
-        """The child's stdin when it was started with ``stdin=subprocess.PIPE``."""
-        return self._popen.stdin if self._popen is not None else None
+    def pipes(self) -> tuple[IO[bytes], IO[bytes]] | None:
+        """The child's (stdin, stdout) when it was started with ``pipes=True``."""
+        if self._popen is None or self._popen.stdin is None or self._popen.stdout is None:
+            return None
+        return self._popen.stdin, self._popen.stdout
 
     def is_alive(self) -> bool:
         if self._popen is not None:

@@ -9,8 +9,8 @@ Environment variables (all optional; a ``.env`` file in the working folder is re
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
-- ``GDC_SANDBOX_WARM_IMAGES``: images whose model server is kept imported and idle, ready for the next deploy
-  (comma-separated; default ``tf2-cpu.2-18``; ``none`` turns it off).
+- ``GDC_SANDBOX_WARM_IMAGES``: images whose framework is imported at start by a parent that forks their model
+  servers (comma-separated; default ``tf2-cpu.2-18``; ``none``: only after their first deploy).
 
 Plain standard library on purpose: every CLI command reads settings, and the CLI must start fast.
 """
@@ -120,7 +120,7 @@ class Settings:
     """Require a bearer token of an identity holding vertex-ai-prediction-user (off, as in GDC's Preview)."""
 
     warm_images: str = "tf2-cpu.2-18"
-    """Images whose model server is kept started and idle for the next deploy (comma-separated, or ``none``)."""
+    """Images whose fork server starts with the sandbox (comma-separated, or ``none``); see runtimes/forkserver.py."""
 
     def __init__(self, **values: Any) -> None:
         fields = {f.name: f for f in dataclasses.fields(Settings)}

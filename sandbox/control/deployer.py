@@ -23,8 +23,8 @@ from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
+from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import RUNTIMES
-from sandbox.runtimes.standby import StandbyPool
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 from sandbox.uri import ArtifactURI
@@ -68,11 +68,11 @@ class Deployer:
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
-        self.standby = StandbyPool(settings.log_dir / "standby", pods.spawn_record, pods.release)
+        self.forkservers = ForkServers(settings.log_dir / "forkservers", pods.spawn_record, pods.release)
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Start a warm model server for each image in ``settings.warm_images`` whose runtime is installed."""
+        """Start the fork server of each image in ``settings.warm_images`` whose runtime is installed."""
         for name in self.settings.warm_image_names:
             try:
                 image = resolve(name)
@@ -80,7 +80,7 @@ class Deployer:
                 print(f"warning: GDC_SANDBOX_WARM_IMAGES: {exc.message}", file=sys.stderr, flush=True)
                 continue
             if image.native:
-                RUNTIMES[image.framework].warm_up(self.standby, image)
+                RUNTIMES[image.framework].warm_up(self.forkservers, image)
 
     # -- queue ---------------------------------------------------------------------------------
     def enqueue(self, key: Key) -> None:
@@ -110,7 +110,7 @@ class Deployer:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.standby.close()
+        self.forkservers.close()
         for key in list(self.pods.all()):
             self.pods.pop(key)
         # every pod taken out, and those still loading; one spawned after this is stopped by `gdc-sandbox down`
@@ -229,7 +229,7 @@ class Deployer:
                     log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
                     host=self.settings.host,
                     spawn_record=self.pods.spawn_record(pod_name),
-                    standby=self.standby,
+                    forkservers=self.forkservers,
                 )
             )
             try:

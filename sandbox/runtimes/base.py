@@ -23,7 +23,7 @@ from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes.serverlog import failure_report
 
 if TYPE_CHECKING:
-    from sandbox.runtimes.standby import StandbyPool
+    from sandbox.runtimes.forkserver import ForkServers
 
 
 @dataclass
@@ -43,8 +43,8 @@ class PodSpec:
     spawn_record: Path | None = None
     """Where the process record is written the moment the server starts, so that it can be stopped even
     if the control plane goes away while the pod is still loading."""
-    standby: StandbyPool | None = None
-    """Warm model servers this pod may claim instead of starting cold (runtimes that support it)."""
+    forkservers: ForkServers | None = None
+    """Warm parents this pod's server may be forked from instead of starting cold (runtimes that support it)."""
 
 
 @dataclass
@@ -122,7 +122,7 @@ class ModelServerPod:
         """Block until the model answers; raise :class:`DeployFailed` with the server's own words. Override."""
 
     def spawn(self) -> ManagedProcess:
-        """Start the model server process (cold); runtimes with warm standbys override this."""
+        """Start the model server process (cold); runtimes with fork servers override this."""
         return ManagedProcess.start(
             self.spec.name,
             self.argv(),
@@ -134,8 +134,8 @@ class ModelServerPod:
         )
 
     @classmethod
-    def warm_up(cls, pool: StandbyPool, image: Image) -> bool:
-        """Start a standby for ``image`` if this runtime has them and the image's runtime is installed."""
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
+        """Start the fork server of ``image`` if this runtime has them and the image's runtime is installed."""
         return False
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 The image copies the SavedModel into a numeric version folder (``<base>/1/``) and runs the model
 server with ``--model_name=default``. Here the server is :mod:`sandbox.runtimes.tfserving`, started
-with the real binary's flags under the Python environment of the image's TensorFlow version; when a
-warm standby of that environment is waiting (:mod:`sandbox.runtimes.standby`), the pod claims it
-instead of importing TensorFlow again.
+with the real binary's flags under the Python environment of the image's TensorFlow version. When that
+environment's fork server is running (:mod:`sandbox.runtimes.forkserver`), the pod's server is forked
+from it, TensorFlow already imported, instead of starting cold.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text
 
 if TYPE_CHECKING:
     from sandbox.process import ManagedProcess
-    from sandbox.runtimes.standby import StandbyPool
+    from sandbox.runtimes.forkserver import ForkServers
 
 MODEL_NAME = "default"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_MODULE = "sandbox.runtimes.tfserving"
-STANDBY_MODULE = "sandbox.runtimes.tfserving.standby"
+FORKSERVER_MODULE = "sandbox.runtimes.tfserving.forkserver"
 
 
 def runtime_cache() -> Path:
@@ -75,9 +75,9 @@ class TFServingPod(ModelServerPod):
         return server_env(super().env())
 
     def spawn(self) -> ManagedProcess:
-        pool = self.spec.standby
-        if pool is not None:
-            claimed = pool.claim(
+        forkservers = self.spec.forkservers
+        if forkservers is not None:
+            forked = forkservers.spawn(
                 str(self.python()),
                 name=self.spec.name,
                 flags=self.flags(),
@@ -87,23 +87,23 @@ class TFServingPod(ModelServerPod):
                 record_path=self.spec.spawn_record,
                 scratch_dir=self.tmp_dir,
             )
-            if claimed is not None:
-                return claimed
+            if forked is not None:
+                return forked
         return super().spawn()
 
     def start(self, timeout: float) -> PodInfo:
         try:
             return super().start(timeout)
         finally:
-            if self.spec.standby is not None and self._python is not None:
-                self.spec.standby.prepare(str(self._python), STANDBY_MODULE, self.env())  # for the next deploy
+            if self.spec.forkservers is not None and self._python is not None:  # keep one for the next deploy
+                self.spec.forkservers.prepare(str(self._python), FORKSERVER_MODULE, self.env())
 
     @classmethod
-    def warm_up(cls, pool: StandbyPool, image: Image) -> bool:
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
         python = installed_python(image.version)
         if python is None:
             return False  # not installed yet: the first deploy installs it, with progress, then keeps one warm
-        pool.prepare(str(python), STANDBY_MODULE, server_env({**os.environ, "PYTHONUNBUFFERED": "1"}))
+        forkservers.prepare(str(python), FORKSERVER_MODULE, server_env({**os.environ, "PYTHONUNBUFFERED": "1"}))
         return True
 
     def _status(self) -> tuple[int, Any] | None:
