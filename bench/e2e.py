@@ -94,15 +94,28 @@ class Caller:
             raise RuntimeError(f"HTTP {response.status}")
 
 
-def latencies(url: str, count: int) -> list[float]:
-    call, samples = Caller(url), []
+def paired_p50(direct_url: str, gateway_url: str, count: int) -> tuple[float, float]:
+    """Median latency (ms) of each URL, calls interleaved so that both see the same machine load."""
+    calls = {"direct": Caller(direct_url), "gateway": Caller(gateway_url)}
+    samples: dict[str, list[float]] = {"direct": [], "gateway": []}
     for _ in range(20):
-        call()  # warm-up
+        for call in calls.values():
+            call()  # warm-up
     for _ in range(count):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples["direct"]), statistics.median(samples["gateway"])
+
+
+def paired_throughput(direct_url: str, gateway_url: str, clients: int, seconds: float) -> tuple[float, float]:
+    """Requests per second of each URL with ``clients`` threads, in alternating one-second slices."""
+    totals = {direct_url: 0.0, gateway_url: 0.0}
+    for _ in range(max(1, int(seconds))):
+        for url in totals:
+            totals[url] += throughput(url, clients, 1.0)
+    return totals[direct_url] / max(1, int(seconds)), totals[gateway_url] / max(1, int(seconds))
 
 
 def throughput(url: str, clients: int, seconds: float) -> float:
@@ -169,7 +182,7 @@ def wait_all_ready(sb: Sandbox, names: list[str], timeout: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each throughput run")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each throughput run")
     parser.add_argument("--repeat", type=int, default=7, help="runs per CLI command")
     parser.add_argument("--restore", type=int, default=6, help="DeployedModels restored after a restart")
     args = parser.parse_args()
@@ -194,12 +207,10 @@ def main() -> None:
             base, _ = pod_url(sb, f"bench-{framework}")
             direct_url = base + ("/v1/models/default:predict" if framework == "tf" else "/predictions/model")
             gateway_url = f"{sb.running().gateway_url}/endpoints/default/bench-{framework}/v1/model:predict"
-            direct = statistics.median(latencies(direct_url, args.requests))
-            via = statistics.median(latencies(gateway_url, args.requests))
+            direct, via = paired_p50(direct_url, gateway_url, args.requests)
             row(f"gateway p50 added, {framework} (1 client)", f"+{via - direct:.2f} ms", f"direct {direct:.2f} ms",
                 "goal <= 1 ms")
-            direct_rps = throughput(direct_url, 8, args.seconds)
-            via_rps = throughput(gateway_url, 8, args.seconds)
+            direct_rps, via_rps = paired_throughput(direct_url, gateway_url, 8, args.seconds)
             row(f"gateway throughput, {framework} (8 clients)", f"{via_rps:.0f} req/s",
                 f"direct {direct_rps:.0f} req/s", f"{via_rps / direct_rps:.0%} (>= 90%)")
 
