@@ -34,7 +34,8 @@ status:  ## show each component's state, port, PID and log
 test: venv  ## run the whole test suite (unit, integration, scenarios)
 	$(PY) -m pytest tests scenarios --sandbox-new $(PYTEST_ARGS)
 
-bench: venv  ## run the benchmarks in bench/
+bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
+	$(PY) bench/check_bench.py
 	$(PY) bench/e2e.py
 
 lint: venv  ## ruff and mypy

@@ -188,7 +188,7 @@ class Sandbox:
                     code="deploy.timeout",
                     hint="`gdc-sandbox status` and the pod log show progress",
                 )
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
         from sandbox.client import RemoteError
@@ -202,7 +202,7 @@ class Sandbox:
                     return
             except RemoteError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise DeployFailed(
             f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s", code="deploy.endpoint-timeout"
         )

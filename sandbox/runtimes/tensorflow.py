@@ -128,7 +128,7 @@ class TFServingPod(ModelServerPod):
                 errors = [e for e in errors if e.get("error_code", "OK") != "OK"]
                 if errors:
                     raise self.failed(errors[0].get("error_message") or str(errors[0]), "ModelLoadFailed")
-            time.sleep(0.1)
+            time.sleep(0.05)
         detail = f" (last answer: HTTP {last[0]} {last[1]})" if last else ""
         raise self.failed(f"the model never became ready within {timeout:.0f}s{detail}", "ModelNeverReady")
 
