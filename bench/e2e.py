@@ -1,6 +1,6 @@
 """The issue-13 table from one run, each row next to its baseline measured in the same run.
 
-    .venv/bin/python bench/e2e.py [--requests 300] [--restore 6]
+    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12]
 
 Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF and PyTorch models, and prints:
 
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each throughput run")
     parser.add_argument("--repeat", type=int, default=7, help="runs per CLI command")
-    parser.add_argument("--restore", type=int, default=6, help="DeployedModels restored after a restart")
+    parser.add_argument("--restore", type=int, default=12, help="DeployedModels restored after a restart")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="gdc-bench-"))
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
