@@ -4,6 +4,7 @@ folder and log, and the parent stays for the next deploy."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from sandbox.engine import Sandbox
 from sandbox.process import wait_until
+from sandbox.settings import Settings
 
 pytestmark = pytest.mark.tfserving
 
@@ -19,6 +21,14 @@ pytestmark = pytest.mark.tfserving
 def forkservers(sandbox: Sandbox) -> set[int]:
     control = psutil.Process(sandbox.running().control.pid)
     return {p.pid for p in control.children() if "sandbox.runtimes.tfserving.forkserver" in " ".join(p.cmdline())}
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an ended child its new parent has not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_tf_pods_are_forked_from_the_warm_parent(sandbox: Sandbox, tf_model: tuple[Path, Any]) -> None:
@@ -41,4 +51,19 @@ def test_tf_pods_are_forked_from_the_warm_parent(sandbox: Sandbox, tf_model: tup
     assert pods[0][1] != pods[1][1] and forkservers(sandbox) == parents  # one parent, one process per pod
     for name, pid in pods:
         sandbox.delete("DeployedModel", name)
-        assert wait_until(lambda pid=pid: not psutil.pid_exists(pid), timeout=30)
+        assert wait_until(lambda pid=pid: not running(pid), timeout=30)
+
+
+def test_down_stops_the_fork_server_also_after_the_control_plane_was_killed(tmp_path: Path) -> None:
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    try:
+        for kill_control_plane in (False, True):
+            sb.up()
+            parents = wait_until(lambda: forkservers(sb), timeout=30)
+            assert parents
+            if kill_control_plane:
+                os.kill(sb.running().control.pid, signal.SIGKILL)
+            sb.down()
+            assert not [pid for pid in parents if running(pid)], f"after kill -9: {kill_control_plane}"
+    finally:
+        sb.down()
