@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import psutil
 
@@ -86,14 +86,17 @@ class ManagedProcess:
         cwd: Path | None = None,
         record_path: Path | None = None,
         scratch_dir: Path | None = None,
+        pipes: bool = False,
     ) -> ManagedProcess:
+        """Start ``argv`` with its output in ``log_path``; ``pipes``: stdin and stdout are pipes to us instead
+        (a child that takes orders), and only stderr goes to the log."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log,
+                stderr=log if pipes else subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
@@ -112,6 +115,13 @@ class ManagedProcess:
     @property
     def pid(self) -> int:
         return self.record.pid
+
+    @property
+    def pipes(self) -> tuple[IO[bytes], IO[bytes]] | None:
+        """The child's (stdin, stdout) when it was started with ``pipes=True``."""
+        if self._popen is None or self._popen.stdin is None or self._popen.stdout is None:
+            return None
+        return self._popen.stdin, self._popen.stdout
 
     def is_alive(self) -> bool:
         if self._popen is not None:
@@ -139,11 +149,31 @@ def wait_exit(record: ProcessRecord) -> int | None:
             psutil.Process(record.pid).wait()
         except psutil.Error:
             pass
-        return None
+        return _reported_exit(record)
     code = popen.wait()
     with _children_lock:
         _children.pop(record.pid, None)
     return code
+
+
+def exit_status_path(log_path: Path | str) -> Path:
+    """Where the parent of a process that is not ours (a fork server) writes its exit status: by its log."""
+    return Path(log_path).with_suffix(".exit")
+
+
+def _reported_exit(record: ProcessRecord, patience: float = 1.0) -> int | None:
+    """The exit status its parent reported (it writes it as it reaps the process), or None."""
+    path = exit_status_path(record.log_path)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            code = int(json.loads(path.read_text())["exitCode"])
+            path.unlink(missing_ok=True)
+            return code
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
 
 
 def describe_exit(code: int | None) -> str:

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from sandbox.client import http_call
 from sandbox.process import ManagedProcess, ProcessRecord, claim_port, stop_group, wait_healthy
 from sandbox.settings import Settings
 
@@ -53,8 +52,8 @@ class ComponentStatus:
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
-        return requests.get(url, timeout=timeout).status_code < 500
-    except requests.RequestException:
+        return http_call("GET", url, timeout).status_code < 500
+    except OSError:
         return False
 
 
@@ -154,9 +153,9 @@ class Stack:
             if state.control.is_alive():
                 pods: list[str] = []
                 try:
-                    answer = requests.post(state.gateway_url + "/sandbox/v1/shutdown", timeout=60)
+                    answer = http_call("POST", state.gateway_url + "/sandbox/v1/shutdown", timeout=60)
                     pods = list(answer.json().get("stopped", []))
-                except (requests.RequestException, ValueError):
+                except (OSError, ValueError):
                     pass  # it does not answer: its pods are stopped from their records below
                 stop_group(state.control)
                 stopped += ["control-plane", *(f"pod/{name}" for name in pods)]
@@ -196,6 +195,6 @@ class Stack:
         if state is None:
             return []
         try:
-            return requests.get(state.gateway_url + "/sandbox/v1/pods", timeout=5).json().get("pods", [])
-        except (requests.RequestException, ValueError):
+            return list(http_call("GET", state.gateway_url + "/sandbox/v1/pods").json().get("pods", []))
+        except (OSError, ValueError):
             return []

@@ -6,8 +6,7 @@ import hashlib
 import random
 from typing import Any
 
-import requests
-
+from sandbox.client import http_call
 from sandbox.control.deployer import Deployer
 from sandbox.control.iam import IAM, default_bindings
 from sandbox.control.pods import Key, PodTable
@@ -251,11 +250,11 @@ class Controller:
             hint=hint,
         ).with_status(503)
 
-    def describe_unreachable(self, dm_name: str, pod: PodInfo, error: requests.RequestException) -> SandboxError:
+    def describe_unreachable(self, dm_name: str, pod: PodInfo, error: Exception) -> SandboxError:
         """A pod that did not answer the gateway, in the sandbox's words (not urllib3's)."""
         if not pod.process.is_alive():
             why = "its process has exited (the control plane restarts it; `gdc-sandbox status` shows the state)"
-        elif isinstance(error, requests.Timeout):
+        elif isinstance(error, TimeoutError):
             why = f"it did not answer within {self.settings.deploy_timeout:.0f}s"
         else:
             why = "it refused the connection"
@@ -446,8 +445,8 @@ def _first_line(cond: dict[str, Any]) -> str:
 
 def _answers(pod: PodInfo) -> bool:
     try:
-        return requests.get(pod.base_url + pod.health_path, timeout=2).status_code == 200
-    except requests.RequestException:
+        return http_call("GET", pod.base_url + pod.health_path, timeout=2).status_code == 200
+    except OSError:
         return False
 
 
