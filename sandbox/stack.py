@@ -172,7 +172,8 @@ class Stack:
         pods_dir = self.settings.state_dir / "pods"
         if not pods_dir.exists():
             return []
-        return [f"pod/{name} (orphaned)" for name in PodTable(pods_dir).stop_orphans()]
+        stopped = PodTable(pods_dir).stop_orphans()
+        return [f"{name} (orphaned)" if name.startswith("forkserver-") else f"pod/{name} (orphaned)" for name in stopped]
 
     def status(self) -> list[ComponentStatus]:
         state = self.state()
