@@ -173,7 +173,7 @@ class Stack:
         if not pods_dir.exists():
             return []
         stopped = PodTable(pods_dir).stop_orphans()
-        return [f"{name} (orphaned)" if name.startswith("forkserver-") else f"pod/{name} (orphaned)" for name in stopped]
+        return [("" if name.startswith("forkserver-") else "pod/") + f"{name} (orphaned)" for name in stopped]
 
     def status(self) -> list[ComponentStatus]:
         state = self.state()
