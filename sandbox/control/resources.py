@@ -1,25 +1,29 @@
-"""The GDC prediction resources (API group ``prediction.aiplatform.gdc.goog/v1``) and their validation.
+"""The GDC prediction resources and their validation.
 
-Field names follow GDC's documentation; the ones it leaves implicit (``modelSpec.artifactLocation``,
-``modelSpec.id``, ``modelSpec.modelVersionID``, ``modelSpec.modelContainerSpec.imageURI``,
-``destinations[].serviceRef`` / ``trafficPercentage``) are our best reading. Unknown fields are
-rejected with their path and the allowed names, and nothing is changed.
+``ResourcePool`` and ``DeployedModel`` are ``prediction.aiplatform.gdc.goog/v1``; ``Endpoint`` is
+``aiplatform.gdc.goog/v1``. Every field GDC's KRM reference documents is accepted; ModelSpec's fields
+(not in the reference) follow the how-to page's example. Unknown fields are rejected with their path
+and the allowed names; every problem of a document is reported at once, and nothing is changed.
+Fields the sandbox cannot honour are accepted and reported by :func:`advisories`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+import types
+from typing import Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sandbox.errors import UsageError
+from sandbox.control.container_args import container_advisories
+from sandbox.errors import SandboxError, UsageError
 from sandbox.images import resolve
 from sandbox.uri import ArtifactURI
 
-API_GROUP = "prediction.aiplatform.gdc.goog"
-API_VERSIONS = (f"{API_GROUP}/v1", "aiplatform.gdc.goog/v1")
-KINDS = ("ResourcePool", "DeployedModel", "Endpoint")
+PREDICTION_API = "prediction.aiplatform.gdc.goog/v1"
+ENDPOINT_API = "aiplatform.gdc.goog/v1"
+API_VERSION_OF = {"ResourcePool": PREDICTION_API, "DeployedModel": PREDICTION_API, "Endpoint": ENDPOINT_API}
+KINDS = tuple(API_VERSION_OF)
 KIND_ALIASES = {
     "resourcepool": "ResourcePool",
     "resourcepools": "ResourcePool",
@@ -31,21 +35,32 @@ KIND_ALIASES = {
     "endpoints": "Endpoint",
     "ep": "Endpoint",
 }
+DEFAULT_MACHINE_TYPE = "n2-standard-2-gdc"
 MACHINE_TYPES = {
-    "n2-standard-2-gdc": 2,
+    # vCPUs of each type: the CPU request a replica gets, against which cpuTarget is measured.
+    DEFAULT_MACHINE_TYPE: 2,  # the default for CPU models, not a node type
     "n2-standard-4-gdc": 4,
     "n2-standard-8-gdc": 8,
-    "n2-highmem-2-gdc": 2,
+    "n2-standard-16-gdc": 16,
+    "n2-standard-32-gdc": 32,
     "n2-highmem-4-gdc": 4,
     "n2-highmem-8-gdc": 8,
+    "n2-highmem-16-gdc": 16,
+    "n2-highmem-32-gdc": 32,
     "a2-highgpu-1g-gdc": 12,
     "a2-ultragpu-1g-gdc": 12,
+    "a2-ultragpu-2g-gdc": 24,
+    "a3-highgpu-1g-gdc": 26,
+    "a3-highgpu-2g-gdc": 52,
+    "a3-highgpu-4g-gdc": 104,
 }
-ACCELERATORS = ("nvidia-a100-80gb", "nvidia-a100-40gb", "nvidia-h100-80gb", "")
+ACCELERATORS = ("nvidia-a100-80gb",)
+SERVICE_KINDS = ("DeployedModel", "MicroService", "Service")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ENDPOINT_PATH = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/endpoints/(?P<endpoint>[^/]+)$"
 )
+_MODEL_RESOURCE_NAME = re.compile(r"^models/(?P<id>[^/]+)/(?P<version>[^/]+)$")
 FORCE_ANNOTATION = "sandbox.gdc.goog/skip-preflight"
 ATTACH_ANNOTATION = "sandbox.gdc.goog/attach-to-endpoint"
 """Set by `gdc-sandbox deploy`: once Ready, the DeployedModel takes the endpoint's traffic and replaces
@@ -56,7 +71,7 @@ def _as_value_error(parse: Any, value: str) -> Any:
     """Run a parser that raises SandboxError so pydantic reports its message under the field's path."""
     try:
         return parse(value)
-    except UsageError as exc:
+    except SandboxError as exc:
         raise ValueError(f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
 
 
@@ -64,10 +79,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ObjectRef(_Strict):
-    kind: str
+class ObjectReference(_Strict):
+    """A Kubernetes ObjectReference: every field is legal; ``name`` is what the sandbox needs."""
+
+    apiVersion: str | None = None
+    kind: str | None = None
     name: str
     namespace: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    fieldPath: str | None = None
+
+
+class ResourcePoolRef(ObjectReference):
+    @field_validator("kind")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        if value not in (None, "ResourcePool"):
+            raise ValueError(f"must be ResourcePool (got {value!r})")
+        return value
+
+
+class ServiceRef(ObjectReference):
+    kind: str = "DeployedModel"
+
+    @field_validator("kind")
+    @classmethod
+    def _service_kind(cls, value: str) -> str:
+        if value not in SERVICE_KINDS:
+            raise ValueError(f"unknown kind {value!r}; allowed: {', '.join(SERVICE_KINDS)}")
+        return value
 
 
 class Metadata(BaseModel):
@@ -86,9 +127,9 @@ class Metadata(BaseModel):
 
 
 class MachineSpec(_Strict):
-    machineType: str = "n2-standard-2-gdc"
-    acceleratorType: str = ""
-    acceleratorCount: int = Field(default=0, ge=0, le=8)
+    machineType: str = DEFAULT_MACHINE_TYPE
+    acceleratorType: str | None = None
+    acceleratorCount: int | None = Field(default=None, ge=0, description="in 1/7 slices of a GPU")
 
     @field_validator("machineType")
     @classmethod
@@ -99,19 +140,21 @@ class MachineSpec(_Strict):
 
     @field_validator("acceleratorType")
     @classmethod
-    def _known_accelerator(cls, value: str) -> str:
-        if value not in ACCELERATORS:
-            raise ValueError(f"unknown accelerator {value!r}; allowed: {', '.join(a for a in ACCELERATORS if a)}")
+    def _known_accelerator(cls, value: str | None) -> str | None:
+        if value not in (None, "", *ACCELERATORS):
+            raise ValueError(f"unknown accelerator {value!r}; allowed: {', '.join(ACCELERATORS)}")
         return value
 
 
 class Autoscaling(_Strict):
-    minReplica: int = Field(default=1, ge=1, le=8)
-    maxReplica: int = Field(default=1, ge=1, le=64)
+    minReplica: int = Field(default=1, ge=1)
+    maxReplica: int | None = Field(default=None, ge=1, description="default: minReplica")
+    cpuTarget: int | None = Field(default=None, ge=1, description="CPU usage (%) above which a replica is added")
+    gpuDutyCycleTarget: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Autoscaling:
-        if self.maxReplica < self.minReplica:
+        if self.maxReplica is not None and self.maxReplica < self.minReplica:
             raise ValueError(f"maxReplica ({self.maxReplica}) must be >= minReplica ({self.minReplica})")
         return self
 
@@ -129,7 +172,10 @@ class ResourcePoolSpec(_Strict):
 
 class ModelContainerSpec(_Strict):
     imageURI: str
+    command: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
     ports: list[int] = Field(default_factory=lambda: [8080])
+    grpcPorts: list[int] = Field(default_factory=list)
 
     @field_validator("imageURI")
     @classmethod
@@ -143,29 +189,27 @@ class ModelSpec(_Strict):
     id: str
     modelVersionID: str
     modelDisplayName: str | None = None
+    modelResourceName: str | None = None
     modelContainerSpec: ModelContainerSpec
 
-    @field_validator("artifactLocation")
+    @field_validator("modelVersionID", mode="before")
     @classmethod
-    def _s3_layout(cls, value: str) -> str:
-        _as_value_error(ArtifactURI.parse, value)
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f'must be a string: quote it (modelVersionID: "{value}")')
         return value
 
     @model_validator(mode="after")
-    def _ids_match_location(self) -> ModelSpec:
-        uri = _as_value_error(ArtifactURI.parse, self.artifactLocation)
-        if (uri.model_id, uri.version_id) != (self.id, self.modelVersionID):
-            raise ValueError(
-                f"id/modelVersionID ({self.id}/{self.modelVersionID}) do not match artifactLocation "
-                f"({uri.model_id}/{uri.version_id})"
-            )
+    def _version_folder_exists_in_layout(self) -> ModelSpec:
+        _as_value_error(lambda _: version_folder(self.artifactLocation, self.modelVersionID), "")
         return self
 
 
 class DeployedModelSpec(_Strict):
     endpointPath: str
     modelSpec: ModelSpec
-    resourcePoolRef: ObjectRef | None = None
+    resourcePoolRef: ResourcePoolRef | None = None
+    sharesResourcePool: bool | None = None
 
     @field_validator("endpointPath")
     @classmethod
@@ -176,7 +220,7 @@ class DeployedModelSpec(_Strict):
 
 
 class Destination(_Strict):
-    serviceRef: ObjectRef
+    serviceRef: ServiceRef
     trafficPercentage: int = Field(default=100, ge=0, le=100)
     grpcPort: int | None = None
     httpPort: int | None = None
@@ -184,7 +228,9 @@ class Destination(_Strict):
 
 class EndpointSpec(_Strict):
     id: str | None = None
+    userProvidedID: str | None = None
     createDns: bool = True
+    dnsName: str | None = Field(default=None, description="deprecated")
     destinations: list[Destination] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -195,24 +241,48 @@ class EndpointSpec(_Strict):
         return self
 
 
-SPECS: dict[str, type[_Strict]] = {
-    "ResourcePool": ResourcePoolSpec,
-    "DeployedModel": DeployedModelSpec,
-    "Endpoint": EndpointSpec,
+class _Document(_Strict):
+    """A whole manifest, validated in one pass so that every problem is reported together."""
+
+    kind_name: ClassVar[str]
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    status: dict[str, Any] | None = None
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _served_version(cls, value: str) -> str:
+        expected = API_VERSION_OF[cls.kind_name]
+        if value != expected:
+            raise ValueError(f'no matches for kind "{cls.kind_name}" in version "{value}"; use apiVersion: {expected}')
+        return value
+
+
+class ResourcePoolDocument(_Document):
+    kind_name = "ResourcePool"
+    spec: ResourcePoolSpec
+
+
+class DeployedModelDocument(_Document):
+    kind_name = "DeployedModel"
+    spec: DeployedModelSpec
+
+
+class EndpointDocument(_Document):
+    kind_name = "Endpoint"
+    spec: EndpointSpec
+
+
+DOCUMENTS: dict[str, type[_Document]] = {
+    d.kind_name: d for d in (ResourcePoolDocument, DeployedModelDocument, EndpointDocument)
 }
 
 
-class Document(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    apiVersion: str
-    kind: Literal["ResourcePool", "DeployedModel", "Endpoint"]
-    metadata: Metadata
-    spec: dict[str, Any]
-    status: dict[str, Any] | None = None
-
-
 def canonical_kind(kind: str) -> str:
-    found = KIND_ALIASES.get(kind.lower()) or (kind if kind in KINDS else None)
+    """``dm``, ``deployedmodels``, ``DeployedModel`` or kubectl's ``deployedmodel.prediction.aiplatform.gdc.goog``."""
+    bare = kind.split(".", 1)[0] if kind.lower().endswith(".gdc.goog") else kind
+    found = KIND_ALIASES.get(bare.lower()) or (bare if bare in KINDS else None)
     if found is None:
         raise UsageError(
             f"unknown resource kind {kind!r}", code="resource.unknown-kind", hint="use one of: " + ", ".join(KINDS)
@@ -220,25 +290,31 @@ def canonical_kind(kind: str) -> str:
     return found
 
 
+def qualified_kind(kind: str) -> str:
+    """kubectl's ``kind.group`` spelling: ``deployedmodel.prediction.aiplatform.gdc.goog``."""
+    return f"{kind.lower()}.{API_VERSION_OF[kind].split('/')[0]}"
+
+
 def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any]:
-    """Validate one manifest document; returns it normalised (namespace filled, spec as given)."""
+    """Validate one manifest document; returns it normalised (namespace and defaults filled in)."""
     if not isinstance(document, dict):
         raise UsageError(f"{where}: expected a mapping with apiVersion, kind, metadata, spec", code="resource.invalid")
-    try:
-        doc = Document.model_validate(document)
-        if doc.apiVersion not in API_VERSIONS:
-            raise UsageError(
-                f"{where}: apiVersion {doc.apiVersion!r} is not served here",
-                code="resource.invalid",
-                hint=f"use apiVersion: {API_VERSIONS[0]}",
-            )
-        spec = SPECS[doc.kind].model_validate(doc.spec)
-    except ValidationError as exc:
-        prefix = "spec." if "doc" in locals() else ""
+    kind = document.get("kind")
+    model = DOCUMENTS.get(str(kind))
+    if model is None:
         raise UsageError(
-            f"{where}: invalid {document.get('kind', 'resource')}",
+            f"{where}: unknown kind {kind!r}",
             code="resource.invalid",
-            details=_explain(exc, prefix, SPECS.get(str(document.get("kind")))),
+            hint=f"kind must be one of {', '.join(KINDS)}; nothing was applied",
+        )
+    try:
+        doc = model.model_validate(document)
+    except ValidationError as exc:
+        name = (document.get("metadata") or {}).get("name") if isinstance(document.get("metadata"), dict) else None
+        raise UsageError(
+            f"{where}: invalid {kind}" + (f" {name!r}" if name else ""),
+            code="resource.invalid",
+            details=explain(exc, model),
             hint="fix the fields named above; nothing was applied",
         ) from None
     metadata = doc.metadata.model_dump(exclude_none=True)
@@ -247,22 +323,38 @@ def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any
         "apiVersion": doc.apiVersion,
         "kind": doc.kind,
         "metadata": metadata,
-        "spec": spec.model_dump(exclude_none=True),
+        "spec": doc.spec.model_dump(exclude_none=True),  # type: ignore[attr-defined]
     }
 
 
-def _explain(exc: ValidationError, prefix: str, model: type[BaseModel] | None) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
+    """``("spec", "destinations", 0, "serviceRef")`` -> ``spec.destinations[0].serviceRef``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def explain(exc: ValidationError, model: type[BaseModel]) -> str:
+    """One line per problem: the field path, what is wrong, and what is allowed."""
     lines = []
     for error in exc.errors():
-        path = prefix + ".".join(str(p) for p in error["loc"])
+        path = field_path(error["loc"]) or "(document)"
         if error["type"] == "extra_forbidden":
-            allowed = _allowed_fields(model, error["loc"][:-1]) if prefix else "apiVersion, kind, metadata, spec"
-            lines.append(f"  {path}: unknown field; allowed here: {allowed}")
+            lines.append(f"  {path}: unknown field; allowed here: {_allowed_fields(model, error['loc'][:-1])}")
         elif error["type"] == "missing":
             lines.append(f"  {path}: required field is missing")
         else:
-            lines.append(f"  {path or '(document)'}: {error['msg'].removeprefix('Value error, ')}")
+            lines.append(f"  {path}: {error['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, Union, types.UnionType):
+        return next((m for m in map(_submodel, get_args(annotation)) if m is not None), None)
+    return None
 
 
 def _allowed_fields(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
@@ -270,10 +362,95 @@ def _allowed_fields(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
         if model is None or isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        args = getattr(annotation, "__args__", ()) or (annotation,)
-        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = _submodel(field.annotation) if field else None
     return ", ".join(model.model_fields) if model else "?"
+
+
+def version_folder(artifact_location: str, model_version_id: str) -> ArtifactURI:
+    """The version folder a ModelSpec serves: ``artifactLocation`` is the model folder that holds the
+    version folders (GDC's how-to), or already the version folder whose last segment is the version."""
+    location = artifact_location.rstrip("/")
+    if location.rsplit("/", 1)[-1] == model_version_id:
+        try:
+            return ArtifactURI.parse(location)
+        except SandboxError:
+            pass
+    try:
+        return ArtifactURI.parse(f"{location}/{model_version_id}")
+    except SandboxError:
+        pass
+    try:
+        given = ArtifactURI.parse(location)
+    except SandboxError:
+        given = None
+    if given is not None:
+        raise UsageError(
+            f"artifactLocation {artifact_location!r} is the version folder {given.version_id!r}, "
+            f"but modelVersionID is {model_version_id!r}",
+            code="resource.version-mismatch",
+            hint=f"set modelVersionID: {given.version_id!r}, or artifactLocation: s3://{given.bucket}/{given.model_id}",
+        )
+    raise UsageError(
+        f"artifactLocation {artifact_location!r} is not s3://BUCKET/MODEL_ID (holding the version folder "
+        f"{model_version_id!r}) nor s3://BUCKET/MODEL_ID/{model_version_id}",
+        code="resource.artifact-location",
+        hint='e.g. artifactLocation: s3://models/my-model with modelVersionID: "1" serves s3://models/my-model/1/',
+    )
+
+
+def serving_uri(model_spec: dict[str, Any]) -> ArtifactURI:
+    return version_folder(model_spec["artifactLocation"], model_spec["modelVersionID"])
+
+
+def pool_autoscaling(pool: dict[str, Any] | None) -> Autoscaling:
+    """A ResourcePool's autoscaling with defaults filled in (no pool: one replica)."""
+    spec = ((pool or {}).get("spec") or {}).get("dedicatedResources") or {}
+    return Autoscaling.model_validate(spec.get("autoscaling") or {})
+
+
+def pool_machine(pool: dict[str, Any] | None) -> MachineSpec:
+    spec = ((pool or {}).get("spec") or {}).get("dedicatedResources") or {}
+    return MachineSpec.model_validate(spec.get("machineSpec") or {})
+
+
+def advisories(resource: dict[str, Any]) -> list[str]:
+    """Warnings for a valid resource: documented fields the sandbox accepts but cannot honour."""
+    spec, notes = resource["spec"], []
+    if resource["kind"] == "ResourcePool":
+        dedicated = spec.get("dedicatedResources") or {}
+        machine = dedicated.get("machineSpec") or {}
+        if machine.get("acceleratorType") or machine.get("acceleratorCount"):
+            notes.append("spec.dedicatedResources.machineSpec: the sandbox has no GPUs; replicas run on the CPU")
+        if (dedicated.get("autoscaling") or {}).get("gpuDutyCycleTarget") is not None:
+            notes.append(
+                "spec.dedicatedResources.autoscaling.gpuDutyCycleTarget: no GPUs here; the sandbox scales on "
+                "CPU usage (cpuTarget, default 60)"
+            )
+    elif resource["kind"] == "DeployedModel":
+        model = spec["modelSpec"]
+        named = _MODEL_RESOURCE_NAME.match(model.get("modelResourceName") or "")
+        if model.get("modelResourceName") and (
+            not named or (named["id"], named["version"]) != (model["id"], model["modelVersionID"])
+        ):
+            notes.append(
+                f"spec.modelSpec.modelResourceName {model['modelResourceName']!r} is not "
+                f"models/{model['id']}/{model['modelVersionID']} (models/<id>/<modelVersionID>)"
+            )
+        container = model["modelContainerSpec"]
+        notes += container_advisories(
+            resolve(container["imageURI"]), container.get("command", []), container.get("args", [])
+        )
+    else:
+        if spec.get("dnsName"):
+            notes.append("spec.dnsName is deprecated on GDC and ignored; the endpoint's address is status.endpointFQDN")
+        for i, dest in enumerate(spec["destinations"]):
+            ref = dest["serviceRef"]
+            if ref.get("kind", "DeployedModel") != "DeployedModel":
+                notes.append(
+                    f"spec.destinations[{i}].serviceRef: kind {ref['kind']} is not routable by the sandbox "
+                    f"(it routes only to DeployedModels); requests sent to {ref['name']} answer 503"
+                )
+    return notes
 
 
 def endpoint_path_parts(path: str) -> dict[str, str]:
