@@ -13,7 +13,7 @@ import re
 import types
 from typing import Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sandbox.control.container_args import container_advisories
 from sandbox.errors import SandboxError, UsageError
@@ -152,12 +152,6 @@ class Autoscaling(_Strict):
     cpuTarget: int | None = Field(default=None, ge=1, description="CPU usage (%) above which a replica is added")
     gpuDutyCycleTarget: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Autoscaling:
-        if self.maxReplica is not None and self.maxReplica < self.minReplica:
-            raise ValueError(f"maxReplica ({self.maxReplica}) must be >= minReplica ({self.minReplica})")
-        return self
-
 
 class DedicatedResources(_Strict):
     machineSpec: MachineSpec = Field(default_factory=MachineSpec)
@@ -199,11 +193,6 @@ class ModelSpec(_Strict):
             raise ValueError(f'must be a string: quote it (modelVersionID: "{value}")')
         return value
 
-    @model_validator(mode="after")
-    def _version_folder_exists_in_layout(self) -> ModelSpec:
-        _as_value_error(lambda _: version_folder(self.artifactLocation, self.modelVersionID), "")
-        return self
-
 
 class DeployedModelSpec(_Strict):
     endpointPath: str
@@ -232,13 +221,6 @@ class EndpointSpec(_Strict):
     createDns: bool = True
     dnsName: str | None = Field(default=None, description="deprecated")
     destinations: list[Destination] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _traffic_sums_to_100(self) -> EndpointSpec:
-        total = sum(d.trafficPercentage for d in self.destinations)
-        if total != 100:
-            raise ValueError(f"destinations[].trafficPercentage must add up to 100 (got {total})")
-        return self
 
 
 class _Document(_Strict):
@@ -307,16 +289,20 @@ def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any
             code="resource.invalid",
             hint=f"kind must be one of {', '.join(KINDS)}; nothing was applied",
         )
+    problems = cross_field_problems(document)
     try:
         doc = model.model_validate(document)
     except ValidationError as exc:
-        name = (document.get("metadata") or {}).get("name") if isinstance(document.get("metadata"), dict) else None
+        problems = [*explain(exc, model), *problems]
+    if problems:
+        metadata = document.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
         raise UsageError(
             f"{where}: invalid {kind}" + (f" {name!r}" if name else ""),
             code="resource.invalid",
-            details=explain(exc, model),
+            details="\n".join(f"  {line}" for line in problems),
             hint="fix the fields named above; nothing was applied",
-        ) from None
+        )
     metadata = doc.metadata.model_dump(exclude_none=True)
     metadata["namespace"] = doc.metadata.namespace or default_namespace
     return {
@@ -335,18 +321,52 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def explain(exc: ValidationError, model: type[BaseModel]) -> str:
+def explain(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     """One line per problem: the field path, what is wrong, and what is allowed."""
     lines = []
     for error in exc.errors():
         path = field_path(error["loc"]) or "(document)"
         if error["type"] == "extra_forbidden":
-            lines.append(f"  {path}: unknown field; allowed here: {_allowed_fields(model, error['loc'][:-1])}")
+            lines.append(f"{path}: unknown field; allowed here: {_allowed_fields(model, error['loc'][:-1])}")
         elif error["type"] == "missing":
-            lines.append(f"  {path}: required field is missing")
+            lines.append(f"{path}: required field is missing")
         else:
-            lines.append(f"  {path}: {error['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
+            lines.append(f"{path}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
+def cross_field_problems(document: dict[str, Any]) -> list[str]:
+    """Rules between fields, checked on the raw document so that they are reported together with every
+    field error (a model validator would run only once all fields are valid)."""
+    spec = document.get("spec") if isinstance(document.get("spec"), dict) else {}
+    kind, problems = document.get("kind"), []
+    if kind == "ResourcePool":
+        scaling = _dig(spec, "dedicatedResources", "autoscaling")
+        low, high = scaling.get("minReplica", 1), scaling.get("maxReplica")
+        if isinstance(low, int) and isinstance(high, int) and high < low:
+            problems.append(
+                f"spec.dedicatedResources.autoscaling: maxReplica ({high}) must be >= minReplica ({low})"
+            )
+    elif kind == "DeployedModel":
+        model = _dig(spec, "modelSpec")
+        location, version = model.get("artifactLocation"), model.get("modelVersionID")
+        if isinstance(location, str) and isinstance(version, str):
+            try:
+                version_folder(location, version)
+            except SandboxError as exc:
+                problems.append(f"spec.modelSpec: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+    elif kind == "Endpoint":
+        destinations = spec.get("destinations")
+        shares = [d.get("trafficPercentage", 100) for d in destinations or [] if isinstance(d, dict)]
+        if destinations and all(isinstance(p, int) for p in shares) and sum(shares) != 100:
+            problems.append(f"spec: destinations[].trafficPercentage must add up to 100 (got {sum(shares)})")
+    return problems
+
+
+def _dig(mapping: Any, *keys: str) -> dict[str, Any]:
+    for key in keys:
+        mapping = mapping.get(key) if isinstance(mapping, dict) else None
+    return mapping if isinstance(mapping, dict) else {}
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -381,7 +401,9 @@ def version_folder(artifact_location: str, model_version_id: str) -> ArtifactURI
         pass
     try:
         given = ArtifactURI.parse(location)
-    except SandboxError:
+    except SandboxError as exc:
+        if "expected exactly MODEL_ID/MODEL_VERSION_ID" not in exc.message:
+            raise  # wrong in itself (not s3://, a file, a bad bucket name), not just in depth
         given = None
     if given is not None:
         raise UsageError(
