@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sandbox.control.resources import canonical_kind
+from sandbox.control.resources import KINDS, canonical_kind
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
 from sandbox.kubectl import format_items, parse_duration, parse_wait_for, resource_name, split_type_name
@@ -159,6 +159,8 @@ def _targets(sb: Sandbox, args: argparse.Namespace) -> list[tuple[str, str | Non
         raise UsageError(
             "you must specify the type of resource", code="usage.get", hint="e.g. `gdc-sandbox get deployedmodels`"
         )
+    if args.kind == "all" and not args.name:
+        return [(kind, None, args.namespace) for kind in KINDS]
     kind, name = split_type_name(args.kind, args.name)
     return [(kind, name, args.namespace)]
 

@@ -338,7 +338,7 @@ def explain(exc: ValidationError, model: type[BaseModel]) -> list[str]:
 def cross_field_problems(document: dict[str, Any]) -> list[str]:
     """Rules between fields, checked on the raw document so that they are reported together with every
     field error (a model validator would run only once all fields are valid)."""
-    spec = document.get("spec") if isinstance(document.get("spec"), dict) else {}
+    spec = _dig(document, "spec")
     kind, problems = document.get("kind"), []
     if kind == "ResourcePool":
         scaling = _dig(spec, "dedicatedResources", "autoscaling")
@@ -350,14 +350,15 @@ def cross_field_problems(document: dict[str, Any]) -> list[str]:
     elif kind == "DeployedModel":
         model = _dig(spec, "modelSpec")
         location, version = model.get("artifactLocation"), model.get("modelVersionID")
-        if isinstance(location, str) and isinstance(version, str):
+        if isinstance(location, str) and isinstance(version, (str, int)):
             try:
-                version_folder(location, version)
+                version_folder(location, str(version))
             except SandboxError as exc:
                 problems.append(f"spec.modelSpec: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
     elif kind == "Endpoint":
         destinations = spec.get("destinations")
-        shares = [d.get("trafficPercentage", 100) for d in destinations or [] if isinstance(d, dict)]
+        listed = destinations if isinstance(destinations, list) else []
+        shares = [d.get("trafficPercentage", 100) for d in listed if isinstance(d, dict)]
         if destinations and all(isinstance(p, int) for p in shares) and sum(shares) != 100:
             problems.append(f"spec: destinations[].trafficPercentage must add up to 100 (got {sum(shares)})")
     return problems
@@ -431,8 +432,13 @@ def pool_autoscaling(pool: dict[str, Any] | None) -> Autoscaling:
 
 
 def pool_machine(pool: dict[str, Any] | None) -> MachineSpec:
+    """A ResourcePool's machine; a pool stored by an older sandbox with a type GDC does not have (such as
+    ``n2-highmem-2-gdc``) counts as the default machine."""
     spec = ((pool or {}).get("spec") or {}).get("dedicatedResources") or {}
-    return MachineSpec.model_validate(spec.get("machineSpec") or {})
+    try:
+        return MachineSpec.model_validate(spec.get("machineSpec") or {})
+    except ValidationError:
+        return MachineSpec()
 
 
 def advisories(resource: dict[str, Any]) -> list[str]:

@@ -9,6 +9,8 @@ from sandbox.control.resources import (
     MACHINE_TYPES,
     advisories,
     canonical_kind,
+    pool_autoscaling,
+    pool_machine,
     qualified_kind,
     validate,
     version_folder,
@@ -234,3 +236,17 @@ def test_bad_kind_api_version_and_name() -> None:
     assert canonical_kind("dm") == "DeployedModel"
     with pytest.raises(UsageError):
         canonical_kind("pods")
+
+
+def test_pools_stored_by_older_sandboxes_still_scale() -> None:
+    old = {
+        "spec": {
+            "dedicatedResources": {
+                "machineSpec": {"machineType": "n2-highmem-2-gdc", "acceleratorType": ""},
+                "autoscaling": {"minReplica": 2, "maxReplica": 4},
+            }
+        }
+    }
+    assert pool_machine(old).machineType == "n2-standard-2-gdc"
+    assert (pool_autoscaling(old).minReplica, pool_autoscaling(old).maxReplica) == (2, 4)
+    assert pool_autoscaling(None).minReplica == 1
