@@ -186,19 +186,11 @@ class Controller:
             if not serving and dest["trafficPercentage"] > 0:
                 waiting.append(ref["name"] if dm else f"{ref['name']} (not found)")
         if unroutable:
-            cond = {
-                "type": "EndpointReady",
-                "status": "False",
-                "reason": "DestinationNotRoutable",
-                "message": "the sandbox routes only to DeployedModels, not to " + ", ".join(unroutable),
-            }
+            message = "the sandbox routes only to DeployedModels, not to " + ", ".join(unroutable)
+            cond = {**ENDPOINT_READY, "status": "False", "reason": "DestinationNotRoutable", "message": message}
         elif waiting:
-            cond = {
-                "type": "EndpointReady",
-                "status": "False",
-                "reason": "DeployedModelNotReady",
-                "message": "waiting for DeployedModel(s): " + ", ".join(waiting),
-            }
+            message = "waiting for DeployedModel(s): " + ", ".join(waiting)
+            cond = {**ENDPOINT_READY, "status": "False", "reason": "DeployedModelNotReady", "message": message}
         else:
             cond = dict(ENDPOINT_READY)
         endpoint_id = endpoint["spec"].get("id") or name

@@ -67,6 +67,13 @@ ATTACH_ANNOTATION = "sandbox.gdc.goog/attach-to-endpoint"
 the DeployedModel the shorthand deployed there before."""
 
 
+def _one_of(value: str | None, allowed: tuple[str, ...] | dict[str, Any], what: str) -> str | None:
+    """A field validator's check: ``value`` (when given) must be one of ``allowed``."""
+    if value is not None and value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
 def _as_value_error(parse: Any, value: str) -> Any:
     """Run a parser that raises SandboxError so pydantic reports its message under the field's path."""
     try:
@@ -105,10 +112,8 @@ class ServiceRef(ObjectReference):
 
     @field_validator("kind")
     @classmethod
-    def _service_kind(cls, value: str) -> str:
-        if value not in SERVICE_KINDS:
-            raise ValueError(f"unknown kind {value!r}; allowed: {', '.join(SERVICE_KINDS)}")
-        return value
+    def _service_kind(cls, value: str) -> str | None:
+        return _one_of(value, SERVICE_KINDS, "kind")
 
 
 class Metadata(BaseModel):
@@ -133,17 +138,13 @@ class MachineSpec(_Strict):
 
     @field_validator("machineType")
     @classmethod
-    def _known_machine(cls, value: str) -> str:
-        if value not in MACHINE_TYPES:
-            raise ValueError(f"unknown machine type {value!r}; allowed: {', '.join(MACHINE_TYPES)}")
-        return value
+    def _known_machine(cls, value: str) -> str | None:
+        return _one_of(value, MACHINE_TYPES, "machine type")
 
     @field_validator("acceleratorType")
     @classmethod
     def _known_accelerator(cls, value: str | None) -> str | None:
-        if value not in (None, "", *ACCELERATORS):
-            raise ValueError(f"unknown accelerator {value!r}; allowed: {', '.join(ACCELERATORS)}")
-        return value
+        return _one_of(value or None, ACCELERATORS, "accelerator")
 
 
 class Autoscaling(_Strict):
