@@ -169,6 +169,10 @@ class Autoscaler:
                     return
                 if not self.pods.add(key, new, generation):
                     self.pods.retire(new)
+                    return
+                for pod in new:
+                    seconds = self.deployer.startup_seconds.get(pod.name)
+                    self.log(f"autoscaler: replica {pod.name} serves {key[2]} after a {seconds}s cold start")
             else:
                 newest = [p.name for p in self.pods.get(key)][desired:]
                 self.pods.retire(self.pods.remove(key, newest))
