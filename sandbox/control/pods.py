@@ -68,7 +68,7 @@ class PodTable:
             self._hold(previous)
             self._active[key] = pods
             self._generation[key] = generation
-            self._path(key).write_text(json.dumps({"generation": generation, "pods": [p.to_dict() for p in pods]}))
+            self._write(key)
             return previous
 
     def add(self, key: Key, pods: list[PodInfo], generation: int) -> bool:
