@@ -57,7 +57,7 @@ class Load:
                     return
                 self.sent += 1
             try:
-                ok = session.post(self.url, json={"instances": [[1.0, 2.0, 3.0, 4.0]] * 8}, timeout=30).ok
+                ok = session.post(self.url, json={"instances": [[1.0, 2.0, 3.0, 4.0]] * 32}, timeout=30).ok
             except requests.RequestException:
                 ok = False
             if not ok:
@@ -92,7 +92,7 @@ def test_load_above_cpu_target_adds_replicas_up_to_max_and_idle_removes_them(
     sb.upload(folder, "s3://models/my-model/1", progress=False)
     pool = yaml.safe_load((EXAMPLES / "resource-pool.yaml").read_text())
     # A low target, so that a tiny model's load crosses it on any machine.
-    pool["spec"]["dedicatedResources"]["autoscaling"].update(minReplica=1, maxReplica=3, cpuTarget=5)
+    pool["spec"]["dedicatedResources"]["autoscaling"].update(minReplica=1, maxReplica=3, cpuTarget=2)
     documents = [pool, *(yaml.safe_load((EXAMPLES / f).read_text()) for f in ("deployed-model.yaml", "endpoint.yaml"))]
     sb.apply(documents)
     sb.wait_ready("DeployedModel", "my-model-v1", "default", timeout=300)
@@ -109,7 +109,7 @@ def test_load_above_cpu_target_adds_replicas_up_to_max_and_idle_removes_them(
         assert scaled is not None
         status = scaled["status"]
         assert status["desiredReplicas"] == 3 and len(status["replicas"]) == 3
-        assert status["autoscaling"]["cpuTarget"] == 5
+        assert status["autoscaling"]["cpuTarget"] == 2
         assert all(r["startupSeconds"] > 0 for r in status["replicas"])  # each new replica's cold start
         pids = [r["pid"] for r in status["replicas"]]
         assert len(set(pids)) == 3 and all(psutil.pid_exists(pid) for pid in pids)
