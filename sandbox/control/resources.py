@@ -231,6 +231,7 @@ class _Document(_Strict):
     apiVersion: str
     kind: str
     metadata: Metadata
+    spec: BaseModel
     status: dict[str, Any] | None = None
 
     @field_validator("apiVersion")
@@ -310,7 +311,7 @@ def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any
         "apiVersion": doc.apiVersion,
         "kind": doc.kind,
         "metadata": metadata,
-        "spec": doc.spec.model_dump(exclude_none=True),  # type: ignore[attr-defined]
+        "spec": doc.spec.model_dump(exclude_none=True),
     }
 
 
