@@ -116,6 +116,9 @@ def test_the_documented_manifests_and_readiness_commands_work_verbatim(
 
     code, out, _ = cli("apply", "-f", dm)
     assert out.strip() == "deployedmodel.prediction.aiplatform.gdc.goog/my-model-rt-v1 unchanged"
+    Path(pool).write_text(Path(pool).read_text().replace("cpuTarget: 50", "cpuTarget: 70"))
+    code, out, _ = cli("apply", "-f", pool)
+    assert out.strip() == "resourcepool.prediction.aiplatform.gdc.goog/cpu-pool-rt configured"
     code, out, _ = cli("get", "deployedmodels", "-o", "name")
     assert "deployedmodel.prediction.aiplatform.gdc.goog/my-model-rt-v1" in out.splitlines()
     code, out, _ = cli("get", "resourcepool/cpu-pool-rt", "-o", "wide")
