@@ -152,7 +152,7 @@ class Autoscaler:
         now = time.monotonic()
         recommended = self._history.setdefault(key, _History()).stabilised(now, wanted, self.scale_down_delay)
         desired = wanted if wanted >= len(pods) else min(len(pods), recommended)
-        self._record(key, usage, target, desired)
+        self._record(key, dm.get("status") or {}, usage, target, desired)
         if desired != len(pods):
             self._mark_busy(key)
             self._actions.submit(self._scale, key, generation, len(pods), desired, usage, target)
@@ -195,9 +195,13 @@ class Autoscaler:
         with self._busy_lock:
             self._busy.add(key)
 
-    def _record(self, key: Key, usage: float | None, target: int, desired: int) -> None:
-        measured = {"cpuTarget": target, "cpuUsagePercent": None if usage is None else round(usage, 1)}
-        self._update_status(key, desiredReplicas=desired, currentReplicas=len(self.pods.get(key)), **measured)
+    def _record(self, key: Key, status: dict[str, Any], usage: float | None, target: int, desired: int) -> None:
+        """Write the measurement into status when it changed (a busy sandbox writes little)."""
+        measured = {"cpuTarget": target, "cpuUsagePercent": None if usage is None else round(usage)}
+        counts = {"desiredReplicas": desired, "currentReplicas": len(self.pods.get(key))}
+        known = status.get("autoscaling") or {}
+        if any(known.get(k) != v for k, v in measured.items()) or any(status.get(k) != v for k, v in counts.items()):
+            self._update_status(key, **counts, **measured)
 
     def _update_status(self, key: Key, **facts: Any) -> None:
         def change(status: dict[str, Any]) -> dict[str, Any]:
