@@ -122,11 +122,11 @@ class Deployer:
             servingGeneration=generation,
             servingArtifact=str(serving_uri(dm["spec"]["modelSpec"])),
             servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
+            **self.replica_facts(key),
         )
         status.pop("diagnostics", None)
         status.pop("failure", None)
         self._save_status(key, with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE))
-        self.record_replicas(key)
         self.on_ready(key, dm)
 
     def _start_generation(self, key: Key, dm: dict[str, Any]) -> list[PodInfo]:
@@ -245,23 +245,21 @@ class Deployer:
     # -- status --------------------------------------------------------------------------------
     def record_replicas(self, key: Key, desired: int | None = None) -> None:
         """Write the pods serving a DeployedModel, and how many it should have, into its status."""
+        facts = self.replica_facts(key, desired)
+        self.store.update_status(key, lambda status: {**status, **facts})
+
+    def replica_facts(self, key: Key, desired: int | None = None) -> dict[str, Any]:
+        """``replicas`` (each with its cold start in ``startupSeconds``), ``currentReplicas``, ``desiredReplicas``."""
         pods = self.pods.get(key)
-
-        def change(status: dict[str, Any]) -> dict[str, Any]:
-            status["replicas"] = [
-                {
-                    "name": p.name,
-                    "pid": p.process.pid,
-                    "url": p.base_url,
-                    "startupSeconds": self.startup_seconds.get(p.name),
-                }
+        seconds = self.startup_seconds
+        return {
+            "replicas": [
+                {"name": p.name, "pid": p.process.pid, "url": p.base_url, "startupSeconds": seconds.get(p.name)}
                 for p in pods
-            ]
-            status["currentReplicas"] = len(pods)
-            status["desiredReplicas"] = desired if desired is not None else len(pods)
-            return status
-
-        self.store.update_status(key, change)
+            ],
+            "currentReplicas": len(pods),
+            "desiredReplicas": desired if desired is not None else len(pods),
+        }
 
     def _save_status(self, key: Key, status: dict[str, Any]) -> None:
         self.store.set_status(key, status)
