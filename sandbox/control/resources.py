@@ -466,6 +466,8 @@ def advisories(resource: dict[str, Any]) -> list[str]:
                 f"spec.modelSpec.modelResourceName {model['modelResourceName']!r} is not "
                 f"models/{model['id']}/{model['modelVersionID']} (models/<id>/<modelVersionID>)"
             )
+        if spec.get("sharesResourcePool"):
+            notes.append("spec.sharesResourcePool has no effect in the sandbox: each DeployedModel has its own pods")
         container = model["modelContainerSpec"]
         notes += container_advisories(
             resolve(container["imageURI"]), container.get("command", []), container.get("args", [])

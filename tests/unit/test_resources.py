@@ -125,7 +125,9 @@ def test_documented_fields_are_accepted_with_no_invented_limits() -> None:
         "resourceVersion": "7",
     }
     dm["spec"]["sharesResourcePool"] = True
-    assert validate(dm, "document 1", "p")["spec"]["sharesResourcePool"] is True
+    shared = validate(dm, "document 1", "p")
+    assert shared["spec"]["sharesResourcePool"] is True
+    assert any("sharesResourcePool has no effect" in note for note in advisories(shared))
 
 
 def test_endpoint_is_aiplatform_group_with_user_id_dns_name_and_service_kinds() -> None:
