@@ -8,15 +8,18 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from sandbox.control.resources import KINDS, canonical_kind
-from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
+from sandbox.kinds import KINDS, canonical_kind
 from sandbox.kubectl import format_items, parse_duration, parse_wait_for, resource_name, split_type_name
 from sandbox.settings import SERVING_IDENTITY, Settings
+
+if TYPE_CHECKING:
+    from sandbox.engine import Sandbox
+
+# Start-up time matters (scripts poll `get`, hooks run `check`): a command imports what only it needs
+# (yaml, jsonpath, boto3, the checker) inside its function; tests/unit/test_cli_imports.py keeps it so.
 
 
 def _out(text: str = "") -> None:
@@ -217,6 +220,8 @@ def _default_endpoint(uri: str) -> str:
 
 
 def _load_manifests(path: Path) -> list[Any]:
+    import yaml
+
     files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
     if not files or not all(f.exists() for f in files):
         raise UsageError(f"no manifest at {path}", code="apply.no-such-file")
@@ -331,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "kubeconfig", None) is not None:
         _err(f"notice: --kubeconfig {args.kubeconfig} is ignored: gdc-sandbox talks to its own control plane")
     try:
+        from sandbox.engine import Sandbox
+
         return int(args.func(Sandbox(Settings()), args))
     except SandboxError as exc:
         _err(exc.render())

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from sandbox.control.resources import canonical_kind, qualified_kind
 from sandbox.errors import UsageError
-from sandbox.jsonpath_template import render
+from sandbox.kinds import canonical_kind, qualified_kind
+
+# Start-up time matters (scripts poll `get`): yaml and jsonpath-ng load only for the outputs that use them.
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
 
@@ -50,11 +49,15 @@ def format_items(items: list[dict[str, Any]], output: str, single: bool) -> str:
     """The text ``get -o OUTPUT`` prints for ``items`` (``single``: one named resource, not a list)."""
     document: Any = items[0] if single and len(items) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
     if output.startswith("jsonpath="):
+        from sandbox.jsonpath_template import render
+
         return render(document, output[len("jsonpath=") :])
     if output == "json":
         return json.dumps(document, indent=2)
     if output == "yaml":
-        return yaml.safe_dump(document, sort_keys=False).rstrip("\n")
+        import yaml
+
+        return str(yaml.safe_dump(document, sort_keys=False)).rstrip("\n")
     if output == "name":
         return "\n".join(resource_name(item) for item in items)
     if output in ("", "wide"):
@@ -123,6 +126,8 @@ def parse_wait_for(text: str) -> WaitFor:
         name, _, wanted = text[len("condition=") :].partition("=")
         return WaitFor(text, lambda item: _condition_is(item, name, wanted or "True"))
     if text.startswith("jsonpath="):
+        from sandbox.jsonpath_template import render
+
         expression, value = _split_jsonpath(text[len("jsonpath=") :])
         render({}, expression)  # reject a bad template now, not after the timeout
 

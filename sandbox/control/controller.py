@@ -10,18 +10,11 @@ from sandbox.control.conditions import normalised
 from sandbox.control.deployer import Deployer
 from sandbox.control.iam import IAM, default_bindings
 from sandbox.control.pods import Key, PodTable
-from sandbox.control.resources import (
-    API_VERSION_OF,
-    ATTACH_ANNOTATION,
-    FORCE_ANNOTATION,
-    advisories,
-    canonical_kind,
-    endpoint_path_parts,
-    validate,
-)
+from sandbox.control.resources import ATTACH_ANNOTATION, FORCE_ANNOTATION, advisories, endpoint_path_parts, validate
 from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
+from sandbox.kinds import API_VERSION_OF, canonical_kind
 from sandbox.runtimes.base import PodInfo
 from sandbox.s3.client import Store
 from sandbox.settings import Settings

@@ -18,23 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sandbox.control.container_args import container_advisories
 from sandbox.errors import SandboxError, UsageError
 from sandbox.images import resolve
+from sandbox.kinds import API_VERSION_OF, KINDS
 from sandbox.uri import ArtifactURI
 
-PREDICTION_API = "prediction.aiplatform.gdc.goog/v1"
-ENDPOINT_API = "aiplatform.gdc.goog/v1"
-API_VERSION_OF = {"ResourcePool": PREDICTION_API, "DeployedModel": PREDICTION_API, "Endpoint": ENDPOINT_API}
-KINDS = tuple(API_VERSION_OF)
-KIND_ALIASES = {
-    "resourcepool": "ResourcePool",
-    "resourcepools": "ResourcePool",
-    "rp": "ResourcePool",
-    "deployedmodel": "DeployedModel",
-    "deployedmodels": "DeployedModel",
-    "dm": "DeployedModel",
-    "endpoint": "Endpoint",
-    "endpoints": "Endpoint",
-    "ep": "Endpoint",
-}
 DEFAULT_MACHINE_TYPE = "n2-standard-2-gdc"
 MACHINE_TYPES = {
     # vCPUs of each type: the CPU request a replica gets, against which cpuTarget is measured.
@@ -261,22 +247,6 @@ class EndpointDocument(_Document):
 DOCUMENTS: dict[str, type[_Document]] = {
     d.kind_name: d for d in (ResourcePoolDocument, DeployedModelDocument, EndpointDocument)
 }
-
-
-def canonical_kind(kind: str) -> str:
-    """``dm``, ``deployedmodels``, ``DeployedModel`` or kubectl's ``deployedmodel.prediction.aiplatform.gdc.goog``."""
-    bare = kind.split(".", 1)[0] if kind.lower().endswith(".gdc.goog") else kind
-    found = KIND_ALIASES.get(bare.lower()) or (bare if bare in KINDS else None)
-    if found is None:
-        raise UsageError(
-            f"unknown resource kind {kind!r}", code="resource.unknown-kind", hint="use one of: " + ", ".join(KINDS)
-        )
-    return found
-
-
-def qualified_kind(kind: str) -> str:
-    """kubectl's ``kind.group`` spelling: ``deployedmodel.prediction.aiplatform.gdc.goog``."""
-    return f"{kind.lower()}.{API_VERSION_OF[kind].split('/')[0]}"
 
 
 def validate(document: Any, where: str, default_namespace: str) -> dict[str, Any]:

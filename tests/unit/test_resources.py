@@ -8,14 +8,13 @@ from sandbox.control.conditions import PRIMARY_KEYS, normalised, primary_conditi
 from sandbox.control.resources import (
     MACHINE_TYPES,
     advisories,
-    canonical_kind,
     pool_autoscaling,
     pool_machine,
-    qualified_kind,
     validate,
     version_folder,
 )
 from sandbox.errors import UsageError
+from sandbox.kinds import canonical_kind, qualified_kind
 
 API = "prediction.aiplatform.gdc.goog/v1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gdc"
