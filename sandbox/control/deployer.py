@@ -15,17 +15,20 @@ import random
 import shutil
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sandbox.control.conditions import READY_MESSAGE, READY_REASON, with_condition
+from sandbox.control.container_args import plan
 from sandbox.control.pods import Key, PodTable
-from sandbox.control.resources import FORCE_ANNOTATION
+from sandbox.control.resources import FORCE_ANNOTATION, pool_autoscaling, serving_uri
 from sandbox.control.restarts import PodRestarts, RestartBook, Termination
 from sandbox.control.serving import ServingRecord, ServingRecords
-from sandbox.control.store import ResourceStore, now_rfc3339
+from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.process import wait_exit
@@ -34,22 +37,10 @@ from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
-from sandbox.uri import ArtifactURI
 
-READY = {"type": "DeployedModel", "status": "True", "reason": "Ready", "message": "DeployedModel is ready"}
 RESTARTING, CRASH_LOOP = "PodRestarting", "CrashLoopBackOff"
 TRANSIENT = ("Deploying", RESTARTING, CRASH_LOOP)
 """Reasons that describe the pods, not a verdict on the spec: a restart of the control plane deploys again."""
-
-
-def condition(status: str, reason: str, message: str) -> dict[str, str]:
-    return {
-        "type": "DeployedModel",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now_rfc3339(),
-    }
 
 
 def deployed_model_id(uid: str) -> str:
@@ -85,6 +76,8 @@ class Deployer:
         self._restore: dict[str, Any] = {"total": 0, "done": 0, "failed": []}
         # Loading a model is CPU-bound (importing TensorFlow, starting a JVM): one reconcile per core.
         self._executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="reconcile")
+        self.startup_seconds: dict[str, float] = {}
+        """How long each pod took from start to answering: a new replica's cold start."""
         self.forkservers = ForkServers(settings.log_dir / "forkservers", pods.spawn_record, pods.release)
         self._warm_up()
 
@@ -107,7 +100,7 @@ class Deployer:
         if dm is not None:
             generation = int(dm["metadata"]["generation"])
             if self.pods.generation(key) != generation:
-                self._save_condition(key, condition("False", "Deploying", f"deploying generation {generation}"))
+                self._save_condition(key, "Deploying", f"deploying generation {generation}")
         self._submit(self._reconcile_safely, key)
 
     def _submit(self, task: Callable[..., None], *args: Any) -> None:
@@ -118,12 +111,12 @@ class Deployer:
         except RuntimeError:  # shut down meanwhile
             pass
 
-    def _lock_for(self, key: Key) -> threading.Lock:
+    def lock_for(self, key: Key) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
     def _reconcile_safely(self, key: Key) -> None:
-        with self._lock_for(key):
+        with self.lock_for(key):
             if self._stopping.is_set():
                 return
             try:
@@ -167,7 +160,7 @@ class Deployer:
 
     def _restore_safely(self, key: Key) -> None:
         serving = False
-        with self._lock_for(key):
+        with self.lock_for(key):
             try:
                 if not self._stopping.is_set():
                     self._restore_one(key)
@@ -187,22 +180,20 @@ class Deployer:
         status = dm.get("status") or {}
         cond = status.get("primaryCondition") or {}
         # A spec whose last attempt failed is shown failed again, not retried (apply or deploy retries it).
-        failed = (
-            status.get("observedGeneration") == generation
-            and cond.get("status") == "False"
-            and cond.get("reason") not in TRANSIENT
+        failed = status.get("observedGeneration") == generation and cond.get("reason") not in (
+            *TRANSIENT,
+            READY_REASON,
+            None,
         )
         record = self.serving.load(key)
         fresh = {**status, "replicas": []}  # the pods listed there stopped with the previous control plane
         if record is not None and record.staged() and not failed:
-            cond = condition("False", "Deploying", f"restoring generation {record.generation} after a restart")
-            fresh.update(primaryCondition=cond, conditions=[cond])
+            restoring = f"restoring generation {record.generation} after a restart"
+            fresh = with_condition(fresh, key[2], generation, "Deploying", restoring)
         self._save_status(key, fresh)
         if record is not None and record.staged():
             try:
-                pods = self._start_pods(
-                    key, record.generation, resolve(record.image), Path(record.artifact_dir), record.replicas
-                )
+                pods = self._start_pods(key, record, record.replicas)
             except SandboxError as exc:
                 self._set_failed(key, exc.code.split(".", 1)[-1], exc.message, exc)
                 return
@@ -228,8 +219,8 @@ class Deployer:
         status.update(
             observedGeneration=generation,
             deployedModelID=status.get("deployedModelID") or deployed_model_id(dm["metadata"]["uid"]),
-            primaryCondition=condition("False", "Deploying", f"deploying generation {generation}"),
         )
+        status = with_condition(status, key[2], generation, "Deploying", f"deploying generation {generation}")
         status.pop("diagnostics", None)
         self._save_status(key, status)
         try:
@@ -279,8 +270,9 @@ class Deployer:
     def _start_generation(self, key: Key, dm: dict[str, Any]) -> tuple[ServingRecord, list[PodInfo]]:
         _, namespace, _ = key
         spec = dm["spec"]
-        uri = ArtifactURI.parse(spec["modelSpec"]["artifactLocation"])
-        image = resolve(spec["modelSpec"]["modelContainerSpec"]["imageURI"])
+        uri = serving_uri(spec["modelSpec"])
+        container = spec["modelSpec"]["modelContainerSpec"]
+        image = resolve(container["imageURI"])
         if not image.native:
             raise DeployFailed(
                 f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
@@ -302,8 +294,9 @@ class Deployer:
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
             self._preflight(artifact_dir, image)
-        record = ServingRecord(generation, image.name, str(uri), str(artifact_dir), replicas)
-        return record, self._start_pods(key, generation, image, artifact_dir, replicas)
+        server_args = plan(image, container.get("command", []), container.get("args", [])).server_args
+        record = ServingRecord(generation, image.name, str(uri), str(artifact_dir), replicas, list(server_args))
+        return record, self._start_pods(key, record, replicas)
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
         ref = spec.get("resourcePoolRef")
@@ -316,7 +309,7 @@ class Deployer:
                 code="deploy.ResourcePoolNotFound",
                 hint="apply the ResourcePool first, or fix spec.resourcePoolRef.name",
             )
-        return int(pool["spec"]["dedicatedResources"]["autoscaling"]["minReplica"])
+        return pool_autoscaling(pool).minReplica
 
     def _preflight(self, artifact_dir: Path, image: Image) -> None:
         from sandbox.artifacts import check_artifact
@@ -332,12 +325,20 @@ class Deployer:
             error.diagnostics = report.to_dict()["diagnostics"]  # type: ignore[attr-defined]
             raise error
 
-    def _start_pods(self, key: Key, generation: int, image: Image, artifact_dir: Path, replicas: int) -> list[PodInfo]:
+    def start_pods(self, key: Key, generation: int, replicas: int) -> list[PodInfo]:
+        """Start ``replicas`` more pods of the generation a DeployedModel serves (the autoscaler's call); all or
+        none. The pods are outside the table (held loose) until the caller adds them."""
+        record = self.serving.load(key)
+        if record is None or record.generation != generation:
+            raise DeployFailed(f"DeployedModel {key[2]} no longer serves generation {generation}", code="deploy.Moved")
+        return self._start_pods(key, record, replicas)
+
+    def _start_pods(self, key: Key, record: ServingRecord, replicas: int) -> list[PodInfo]:
         """Start ``replicas`` pods at once; all or none (the ones that started are stopped if one fails)."""
         suffix = f"{random.getrandbits(24):06x}"
-        names = [f"{key[1]}-{key[2]}-g{generation}-{suffix}-{index}" for index in range(replicas)]
+        names = [f"{key[1]}-{key[2]}-g{record.generation}-{suffix}-{index}" for index in range(replicas)]
         with ThreadPoolExecutor(max_workers=replicas) as pool:
-            futures = [pool.submit(self._start_pod, name, image, artifact_dir) for name in names]
+            futures = [pool.submit(self._start_pod, name, record) for name in names]
             results: list[PodInfo] = []
             errors: list[Exception] = []
             for future in futures:
@@ -350,22 +351,27 @@ class Deployer:
             raise errors[0]
         return results
 
-    def _start_pod(self, pod_name: str, image: Image, artifact_dir: Path) -> PodInfo:
+    def _start_pod(self, pod_name: str, record: ServingRecord) -> PodInfo:
         """Start one model server and wait until it answers; it is held loose until committed or retired."""
+        image = resolve(record.image)
         pod = RUNTIMES[image.framework](
             PodSpec(
                 name=pod_name,
                 image=image,
-                artifact_dir=artifact_dir,
+                artifact_dir=Path(record.artifact_dir),
                 pod_dir=self.settings.run_dir / "pods" / pod_name,
                 log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
                 host=self.settings.host,
                 spawn_record=self.pods.spawn_record(pod_name),
+                extra={"server_args": record.server_args},
                 forkservers=self.forkservers,
             )
         )
+        started = time.monotonic()
         try:
-            return pod.start(self.settings.deploy_timeout)
+            info = pod.start(self.settings.deploy_timeout)
+            self.startup_seconds[pod_name] = round(time.monotonic() - started, 2)
+            return info
         except BaseException:
             self.pods.release(pod_name)  # pod.start stopped it
             raise
@@ -379,7 +385,7 @@ class Deployer:
 
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
-        if self._stopping.is_set() or self.pods.remove(key, pod.name) is None:
+        if self._stopping.is_set() or not self.pods.remove(key, [pod.name]):
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
         self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path))
@@ -394,7 +400,7 @@ class Deployer:
             timer.start()
 
     def _restart_safely(self, key: Key, pod_name: str, generation: int) -> None:
-        with self._lock_for(key):
+        with self.lock_for(key):
             record = self.serving.load(key)
             if (
                 self._stopping.is_set()
@@ -405,7 +411,7 @@ class Deployer:
                 return  # rolled out, deleted or stopping meanwhile
             log = str(self.settings.log_dir / "pods" / f"{pod_name}.log")
             try:
-                pod = self._start_pod(pod_name, resolve(record.image), Path(record.artifact_dir))
+                pod = self._start_pod(pod_name, record)
             except Exception as exc:
                 if not isinstance(exc, SandboxError):
                     traceback.print_exc()
@@ -415,7 +421,7 @@ class Deployer:
                     key, pod_name, generation, Termination(pod_name, f"restart failed: {message}", log, None, details)
                 )
                 return
-            if not self.pods.add(key, pod, generation):
+            if not self.pods.add(key, [pod], generation):
                 self.pods.retire([pod])
                 return
             self.restarts.started(key, pod_name)
@@ -426,13 +432,30 @@ class Deployer:
     def _save_status(self, key: Key, status: dict[str, Any]) -> None:
         self.store.set_status(key, status)
 
-    def _save_condition(self, key: Key, cond: dict[str, str]) -> None:
+    def _save_condition(self, key: Key, reason: str, message: str) -> None:
         dm = self.store.get(key)
         if dm is None:
             return
-        status = dict(dm.get("status") or {})
-        status.update(primaryCondition=cond, conditions=[cond], observedGeneration=int(dm["metadata"]["generation"]))
-        self._save_status(key, status)
+        generation = int(dm["metadata"]["generation"])
+        status = {**(dm.get("status") or {}), "observedGeneration": generation}
+        self._save_status(key, with_condition(status, key[2], generation, reason, message))
+
+    def record_replicas(self, key: Key, desired: int | None = None) -> None:
+        """Write the pods serving a DeployedModel, and how many it should have, into its status."""
+        facts = self.replica_facts(key, desired)
+        self.store.update_status(key, lambda status: {**status, **facts})
+
+    def replica_facts(self, key: Key, desired: int | None = None) -> dict[str, Any]:
+        """``replicas`` (running, restarting or in CrashLoopBackOff, each running one with its cold start in
+        ``startupSeconds``), ``currentReplicas``, ``desiredReplicas``, ``restartCount`` and ``lastTermination``."""
+        facts = self._pod_status(key)
+        running = [r for r in facts["replicas"] if r["state"] == "Running"]
+        for row in running:
+            row["startupSeconds"] = self.startup_seconds.get(row["name"])
+        facts.update(
+            currentReplicas=len(running), desiredReplicas=desired if desired is not None else len(facts["replicas"])
+        )
+        return facts
 
     def _pod_status(self, key: Key) -> dict[str, Any]:
         """``replicas`` (running, restarting or in CrashLoopBackOff), ``restartCount`` and ``lastTermination``."""
@@ -476,25 +499,20 @@ class Deployer:
             servingArtifact=record.artifact_location,
             servingImage=record.image,
             deployedModelID=status.get("deployedModelID") or deployed_model_id(dm["metadata"]["uid"]),
-            **self._pod_status(key),
+            **self.replica_facts(key),
         )
         if self.restarts.pending(key):
             pass  # the restart status stays until every replica runs again
         elif record.generation == generation:
-            status.update(
-                primaryCondition={**READY, "lastTransitionTime": now_rfc3339()}, observedGeneration=generation
-            )
+            status["observedGeneration"] = generation
             status.pop("diagnostics", None)
             status.pop("failure", None)
+            status = with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE)
         elif status.get("failure"):  # a later spec failed: say so again, now that the served one runs
             failure = status["failure"]
-            status["primaryCondition"] = condition(
-                "False",
-                failure.get("reason") or str(failure.get("code", "deploy.Failed")).split(".", 1)[-1],
-                f"{failure['message']} (generation {record.generation} keeps serving)",
-            )
-        if "primaryCondition" in status:
-            status["conditions"] = [status["primaryCondition"]]
+            reason = failure.get("reason") or str(failure.get("code", "deploy.Failed")).split(".", 1)[-1]
+            message = f"{failure['message']} (generation {record.generation} keeps serving)"
+            status = with_condition(status, key[2], generation, reason, message)
         self._save_status(key, status)
 
     def _save_restarting_status(self, key: Key, pod_name: str, entry: PodRestarts, delay: float) -> None:
@@ -502,7 +520,7 @@ class Deployer:
         if dm is None or entry.last is None:
             return
         status = dict(dm.get("status") or {})
-        status.update(self._pod_status(key))
+        status.update(self.replica_facts(key))
         ready = sum(1 for r in status["replicas"] if r["state"] == "Running")
         last = entry.last
         verb = "keeps dying" if entry.crash_loop else "died"
@@ -515,8 +533,8 @@ class Deployer:
             message += "\nlast lines of its log:\n" + "\n".join(tail)
         cond = status.get("primaryCondition") or {}
         if cond.get("reason") != "Deploying" or cond.get("message", "").startswith("restoring"):
-            status["primaryCondition"] = condition("False", CRASH_LOOP if entry.crash_loop else RESTARTING, message)
-            status["conditions"] = [status["primaryCondition"]]
+            reason = CRASH_LOOP if entry.crash_loop else RESTARTING
+            status = with_condition(status, key[2], int(dm["metadata"]["generation"]), reason, message)
         self._save_status(key, status)
 
     def _set_failed(self, key: Key, reason: str, message: str, exc: SandboxError | None = None) -> None:
@@ -526,9 +544,9 @@ class Deployer:
         status = dict(dm.get("status") or {})
         serving = self.pods.generation(key)
         full = message + (f" (generation {serving} keeps serving)" if serving is not None else "")
-        status["primaryCondition"] = condition("False", reason, full)
-        status["conditions"] = [status["primaryCondition"]]
-        status["observedGeneration"] = int(dm["metadata"]["generation"])
+        generation = int(dm["metadata"]["generation"])
+        status = with_condition(status, key[2], generation, reason, full)
+        status["observedGeneration"] = generation
         status["failure"] = {"reason": reason, "code": f"deploy.{reason}", "message": message}
         if exc is not None:
             status["failure"].update(code=exc.code, hint=exc.hint, details=exc.details)

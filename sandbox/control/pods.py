@@ -73,6 +73,30 @@ class PodTable:
             self._write(key)
             return previous
 
+    def add(self, key: Key, pods: list[PodInfo], generation: int) -> bool:
+        """Add replicas to a DeployedModel serving ``generation``; False (nothing added) if it serves another."""
+        with self._lock:
+            if self._generation.get(key) != generation or key not in self._active:
+                return False
+            self._active[key] = [*self._active[key], *pods]
+            self._write(key)
+        for pod in pods:
+            self.release(pod.name)
+        return True
+
+    def remove(self, key: Key, names: list[str]) -> list[PodInfo]:
+        """Take some replicas out; they are held loose until the caller stops and releases them."""
+        with self._lock:
+            taken = [p for p in self._active.get(key, []) if p.name in names]
+            self._hold(taken)
+            self._active[key] = [p for p in self._active.get(key, []) if p.name not in names]
+            self._write(key)
+            return taken
+
+    def _write(self, key: Key) -> None:
+        pods = [p.to_dict() for p in self._active.get(key, [])]
+        self._path(key).write_text(json.dumps({"generation": self._generation.get(key), "pods": pods}))
+
     def pop(self, key: Key) -> list[PodInfo]:
         """Take a DeployedModel's pods out; they are held loose until the caller stops and releases them."""
         with self._lock:
@@ -87,34 +111,6 @@ class PodTable:
         stop_all((pod.process for pod in pods), STOP_GRACE)
         for pod in pods:
             self.release(pod.name)
-
-    def remove(self, key: Key, pod_name: str) -> PodInfo | None:
-        """Take one pod (that died) out of a DeployedModel's active set, so no traffic goes to it; None if it
-        was no longer there (it was being retired)."""
-        with self._lock:
-            pods = self._active.get(key, [])
-            found = next((p for p in pods if p.name == pod_name), None)
-            if found is not None:
-                self._active[key] = [p for p in pods if p.name != pod_name]
-                self._hold([found])
-                self._write(key)
-            return found
-
-    def add(self, key: Key, pod: PodInfo, generation: int) -> bool:
-        """Put a restarted pod back into the active set, if the DeployedModel still serves ``generation``."""
-        with self._lock:
-            if self._generation.get(key) != generation:
-                return False
-            self._active[key] = [*self._active.get(key, []), pod]
-            self._write(key)
-        self.release(pod.name)
-        return True
-
-    def _write(self, key: Key) -> None:
-        pods = self._active.get(key, [])
-        self._path(key).write_text(
-            json.dumps({"generation": self._generation.get(key), "pods": [p.to_dict() for p in pods]})
-        )
 
     def get(self, key: Key) -> list[PodInfo]:
         with self._lock:

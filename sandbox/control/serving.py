@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sandbox.control.pods import Key
@@ -24,6 +24,8 @@ class ServingRecord:
     artifact_dir: str
     """The staged copy of the artifact (under the run folder) that the pods of this generation load."""
     replicas: int
+    server_args: list[str] = field(default_factory=list)
+    """The model server's flags from the container's command/args (what a restarted pod is started with)."""
 
     def staged(self) -> bool:
         return Path(self.artifact_dir).is_dir()
