@@ -141,6 +141,8 @@ class Autoscaler:
         generation = self.pods.generation(key)
         if dm is None or generation is None or generation != dm["metadata"]["generation"] or self._is_busy(key):
             return  # deleted, or a rollout is under way: the deployer owns it
+        if self.deployer.restarts.pending(key):
+            return  # a replica died and waits for its restart: the deployer owns it until it runs again
         pool = self._pool(dm, key[1])
         scaling, machine = pool_autoscaling(pool), pool_machine(pool)
         target = scaling.cpuTarget or DEFAULT_CPU_TARGET
