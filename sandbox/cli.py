@@ -12,10 +12,12 @@ from typing import Any
 
 import yaml
 
+from sandbox.client import RemoteError
+from sandbox.control.iam import ROLES
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
 from sandbox.jsonpath import render_jsonpath
-from sandbox.settings import SERVING_IDENTITY, Settings
+from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, SERVING_IDENTITY, Settings
 
 
 def _out(text: str = "") -> None:
@@ -36,6 +38,11 @@ def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
     _out(f"  control plane:  {state.gateway_url}")
     _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
     _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
+    _out(
+        "  prediction auth: on (bearer tokens: `gdc-sandbox iam --help`)"
+        if sb.health().get("predictionAuth")
+        else "  prediction auth: off (GDC_SANDBOX_PREDICTION_AUTH=true at `up` turns it on: `gdc-sandbox iam --help`)"
+    )
     return 0
 
 
@@ -90,6 +97,8 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
     )
     for warning in deployment.warnings:
         _err(f"warning: {warning}")
+    for diag in deployment.diagnostics:
+        _err(_render_diagnostic(diag))
     if args.no_wait:
         _out(
             f"DeployedModel {deployment.deployed_model} applied; watch it with "
@@ -116,9 +125,13 @@ def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
         body = json.dumps({"instances": instances}).encode()
     else:
         raise UsageError("give --instances JSON or --file request.json")
-    status, answer = sb.predict(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
-    _out(json.dumps(answer))
-    return 0 if status < 400 else 1
+    answer = sb.prediction(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
+    for warning in answer.warnings:
+        _err(f"warning: {warning}")
+    if answer.status < 400 or args.format == "json":
+        _out(json.dumps(answer.body))
+        return 0 if answer.status < 400 else 1
+    raise RemoteError(answer.status, answer.body)
 
 
 def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
@@ -176,17 +189,42 @@ def cmd_delete(sb: Sandbox, args: argparse.Namespace) -> int:
 
 def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
     if args.action == "list":
+        found = sb.iam("list", project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
         rows = [("PROJECT", "IDENTITY", "ROLE", "RESOURCE")]
-        for b in sb.iam("list", project=args.project)["bindings"]:
-            rows.append((b["project"], b["identity"], b["role"], b["resource"]))
+        rows += [(b["project"], b["identity"], b["role"], b["resource"]) for b in found["bindings"]]
         _table(rows)
         return 0
+    identity = args.identity or SERVING_IDENTITY
     if args.action == "token":
-        _out(sb.iam("token", project=args.project, identity=args.identity)["token"])
+        _out(sb.iam("token", project=args.project, identity=identity)["token"])
         return 0
-    result = sb.iam(args.action, project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
-    _out(f"{args.action}: {json.dumps(next(iter(result.values())))}")
+    if not args.role:
+        raise UsageError(f"iam {args.action} needs --role", code="iam.role-required", hint="roles: " + ", ".join(ROLES))
+    result = sb.iam(args.action, project=args.project, identity=identity, role=args.role, bucket=args.bucket)
+    b = next(iter(result.values()))
+    where = f"bucket {b['resource']}" if ROLES.get(b["role"]) == "bucket" else "the project"
+    done = "granted" if args.action == "grant" else "revoked"
+    _out(
+        f"{done}: {b['identity']} {'now holds' if done == 'granted' else 'no longer holds'} {b['role']} on {where}"
+        f" (project {b['project']})"
+    )
     return 0
+
+
+def cmd_mb(sb: Sandbox, args: argparse.Namespace) -> int:
+    bucket, created = sb.make_bucket(args.uri)
+    _out(f"created bucket s3://{bucket}" if created else f"bucket s3://{bucket} already exists")
+    _out(
+        f"to deploy models from it, let the serving identity read it: gdc-sandbox iam grant --identity "
+        f"{SERVING_IDENTITY} --role {BUCKET_VIEWER_ROLE} --bucket {bucket}"
+    )
+    return 0
+
+
+def _render_diagnostic(diag: dict[str, Any]) -> str:
+    """A checker diagnostic as `check` prints it, indented under the command's own output."""
+    line = f"  {diag.get('severity', 'error')}[{diag.get('code')}] {diag.get('message')}"
+    return line + (f"\n    hint: {diag['hint']}" if diag.get("hint") else "")
 
 
 def _ready_condition(item: dict[str, Any]) -> dict[str, Any]:
@@ -251,13 +289,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=cmd_deploy)
 
-    p = sub.add_parser("predict", help="POST {'instances': [...]} to an endpoint")
+    p = sub.add_parser(
+        "predict",
+        help="POST {'instances': [...]} to an endpoint",
+        description='Call an endpoint\'s :predict. GDC forwards only "instances" to the model server; other keys '
+        "(signature_name, inputs) need --raw (:rawPredict), which passes a TF Serving body through unchanged. "
+        "Errors are printed as error[code]: message + Hint on stderr (exit 1, or 2 for a malformed request).",
+    )
     p.add_argument("endpoint")
     p.add_argument("--instances", help="JSON list of instances")
     p.add_argument("--file", help="a request body file")
     p.add_argument("--project")
     p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
-    p.add_argument("--token", help="bearer token, when prediction authorization is on")
+    p.add_argument("--token", help="bearer token, when prediction authorization is on (see `iam --help`)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print the answer body on stdout even for an error (for scripts)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("check", help="preflight: explain why an artifact will not serve")
@@ -288,13 +338,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--namespace")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("iam", help="role bindings and prediction tokens: grant | revoke | list | token")
+    p = sub.add_parser(
+        "iam",
+        help="role bindings and prediction tokens: grant | revoke | list | token",
+        description="Role bindings of the sandbox's project. Serving reads a bucket as "
+        f"{SERVING_IDENTITY}, which needs {BUCKET_VIEWER_ROLE} on it. `list` shows the bindings that match "
+        "every filter given (--role, --bucket, --identity, --project).",
+        epilog="Prediction authorization is off by default, as in GDC's Preview. To switch it on, restart the "
+        "sandbox with GDC_SANDBOX_PREDICTION_AUTH=true (`gdc-sandbox down; GDC_SANDBOX_PREDICTION_AUTH=true "
+        "gdc-sandbox up`; `up` says whether it is on). Then every predict needs a bearer token of an identity "
+        f"holding {PREDICTION_USER_ROLE}: `gdc-sandbox iam grant --identity alice --role {PREDICTION_USER_ROLE}`, "
+        "`gdc-sandbox iam token --identity alice`, `gdc-sandbox predict ENDPOINT --token TOKEN ...` "
+        "(or the header Authorization: Bearer TOKEN).",
+    )
     p.add_argument("action", choices=("grant", "revoke", "list", "token"))
     p.add_argument("--project")
-    p.add_argument("--identity", default=SERVING_IDENTITY)
-    p.add_argument("--role")
-    p.add_argument("--bucket")
+    p.add_argument("--identity", help=f"grant/revoke/token default: {SERVING_IDENTITY}; list: any")
+    p.add_argument("--role", help="one of: " + ", ".join(ROLES))
+    p.add_argument("--bucket", help="the bucket of a bucket role (it must exist: see `mb`)")
     p.set_defaults(func=cmd_iam)
+
+    p = sub.add_parser("mb", help="make a bucket: gdc-sandbox mb s3://BUCKET")
+    p.add_argument("uri", help="s3://BUCKET")
+    p.set_defaults(func=cmd_mb)
     return parser
 
 
@@ -305,11 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(Sandbox(Settings()), args))
     except SandboxError as exc:
         _err(exc.render())
-        diagnostics = getattr(exc, "diagnostics", None)
-        for diag in diagnostics or []:
-            _err(f"  {diag.get('severity', 'error')}[{diag.get('code')}] {diag.get('message')}")
-            if diag.get("hint"):
-                _err(f"    hint: {diag['hint']}")
+        for diag in getattr(exc, "diagnostics", None) or []:
+            _err(_render_diagnostic(diag))
         return exc.exit_code
     except KeyboardInterrupt:
         _err("interrupted")

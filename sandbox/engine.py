@@ -9,20 +9,21 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sandbox.client import ControlPlaneClient, RemoteError
-from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
+from sandbox.errors import DeployFailed, InvalidURI, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
 from sandbox.s3.client import Store, UploadResult
 from sandbox.settings import Settings
 from sandbox.stack import Stack, StackState
-from sandbox.uri import ArtifactURI
+from sandbox.uri import ArtifactURI, split_bucket
 
 ADMIN = "/sandbox/v1"
 
@@ -35,6 +36,17 @@ class Deployment:
     deployed_model_id: str
     predict_url: str
     endpoint_url: str
+    warnings: list[str]
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    """The preflight checker's warnings and notes on the artifact (errors refuse the deploy)."""
+
+
+@dataclass
+class Prediction:
+    """One answer of an endpoint: HTTP status, parsed body, and the gateway's warnings (``Warning`` headers)."""
+
+    status: int
+    body: Any
     warnings: list[str]
 
 
@@ -59,6 +71,10 @@ class Sandbox:
             raise SandboxNotRunning(str(self.settings.home))
         return state
 
+    def health(self) -> dict[str, Any]:
+        """The control plane's health answer: pid, gateway URL, whether prediction authorization is on."""
+        return dict(self.client().call("GET", f"{ADMIN}/health"))
+
     def client(self) -> ControlPlaneClient:
         """A client of the running control plane, kept while its URL stays the same (keep-alive connections)."""
         url = self.running().gateway_url.rstrip("/")
@@ -77,6 +93,13 @@ class Sandbox:
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
         return self.store().list_prefix(uri)
+
+    def make_bucket(self, uri: str) -> tuple[str, bool]:
+        """Create the bucket of ``s3://BUCKET``; returns (bucket, False if it already existed)."""
+        bucket, key = split_bucket(uri)
+        if key.strip("/"):
+            raise InvalidURI(f"{uri!r} names a path in a bucket; mb takes s3://BUCKET", hint="e.g. s3://my-models")
+        return bucket, self.store().ensure_bucket(bucket)
 
     def check(self, target: str, image: str | None = None) -> Any:
         """Run the preflight checker on a local path or an ``s3://`` version folder."""
@@ -136,6 +159,7 @@ class Sandbox:
             predict_url=ep["status"].get("predictURL", ""),
             endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
+            diagnostics=list(dm.get("status", {}).get("diagnostics") or []),
         )
 
     def wait_ready(
@@ -232,15 +256,35 @@ class Sandbox:
         token: str | None = None,
     ) -> tuple[int, Any]:
         """POST to the endpoint's predict route; returns (HTTP status, parsed JSON body)."""
+        answer = self.prediction(endpoint, instances, body=body, namespace=namespace, raw=raw, token=token)
+        return answer.status, answer.body
+
+    def prediction(
+        self,
+        endpoint: str,
+        instances: list[Any] | None = None,
+        *,
+        body: bytes | None = None,
+        namespace: str | None = None,
+        raw: bool = False,
+        token: str | None = None,
+    ) -> Prediction:
+        """Like :meth:`predict`, with the gateway's warnings."""
         ns = namespace or self.settings.project
         verb = "rawPredict" if raw else "predict"
         payload = body if body is not None else json.dumps({"instances": instances}).encode()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload, headers=headers)
+        warnings = _WARNING.findall(response.headers.get("Warning", ""))
         try:
-            return response.status_code, response.json()
+            parsed = response.json()
         except ValueError:
-            return response.status_code, {"raw": response.text}
+            parsed = {"raw": response.text}
+        return Prediction(response.status_code, parsed, [re.sub(r"\\(.)", r"\1", w) for w in warnings])
 
 
-__all__ = ["Deployment", "Sandbox", "SandboxError"]
+_WARNING = re.compile(r'299 \S+ "((?:[^"\\]|\\.)*)"')
+"""One ``Warning: 299 AGENT "text"`` value (RFC 7234 form, as the Kubernetes API server sends them)."""
+
+
+__all__ = ["Deployment", "Prediction", "Sandbox", "SandboxError"]

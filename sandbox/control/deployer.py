@@ -20,7 +20,7 @@ from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import FORCE_ANNOTATION
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
-from sandbox.images import Image, resolve
+from sandbox.images import Image, nearest_native, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.s3.client import Store
@@ -135,8 +135,7 @@ class Deployer:
             servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
             replicas=[{"name": p.name, "pid": p.process.pid, "url": p.base_url} for p in pods],
         )
-        status.pop("diagnostics", None)
-        status.pop("failure", None)
+        status.pop("failure", None)  # diagnostics stay: the preflight's warnings on what now serves
         status["conditions"] = [status["primaryCondition"]]
         self._save_status(key, status)
         self.on_ready(key, dm)
@@ -147,10 +146,14 @@ class Deployer:
         uri = ArtifactURI.parse(spec["modelSpec"]["artifactLocation"])
         image = resolve(spec["modelSpec"]["modelContainerSpec"]["imageURI"])
         if not image.native:
+            near = nearest_native(image)
             raise DeployFailed(
-                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
+                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python, "
+                "so the sandbox cannot serve it",
                 code="deploy.ImageNotSupported",
-                hint="use the Docker Compose sandbox (real tensorflow/serving image) for this image",
+                hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
+                f"(TensorFlow {near.version} loads SavedModels written by {image.version}); "
+                f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}",
             )
         replicas = self._replicas(namespace, spec)
         if not self.can_read_bucket(namespace, SERVING_IDENTITY, uri.bucket):
@@ -166,7 +169,7 @@ class Deployer:
             shutil.rmtree(artifact_dir)
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
-            self._preflight(artifact_dir, image)
+            self._preflight(key, artifact_dir, image)
         return self._start_pods(namespace, name, generation, image, artifact_dir, replicas)
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
@@ -182,11 +185,16 @@ class Deployer:
             )
         return int(pool["spec"]["dedicatedResources"]["autoscaling"]["minReplica"])
 
-    def _preflight(self, artifact_dir: Path, image: Image) -> None:
+    def _preflight(self, key: Key, artifact_dir: Path, image: Image) -> None:
+        """Refuse an artifact with checker errors; keep its warnings and notes in status.diagnostics."""
         from sandbox.artifacts import check_artifact
 
         report = check_artifact(artifact_dir, image)
-        if not report.ok:
+        if report.ok:
+            status = dict(dict(self.store.get(key) or {}).get("status") or {})
+            status["diagnostics"] = report.to_dict()["diagnostics"]
+            self._save_status(key, status)
+        else:
             error = DeployFailed(
                 "the artifact will not serve: "
                 + "; ".join(f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"),
