@@ -15,6 +15,7 @@ from typing import Any
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
 from sandbox.runtimes.serverlog import failure_report
+from sandbox.testing.reference import reference_error
 from sandbox.testing.scenario import Built, Case, Scenario, load_builder
 
 
@@ -158,6 +159,17 @@ class ScenarioRun:
         if expect.match_reference:
             if self.built is None or self.built.reference is None:
                 raise ScenarioFailure("match_reference needs the builder to return a reference function")
+            if expect.status >= 400:  # the framework's own error, as this machine's kernels word it
+                wanted = reference_error(self.built.reference, case.instances)
+                error = answer.get("error") if isinstance(answer, dict) else None
+                if wanted not in (error.get("message", "") if isinstance(error, dict) else json.dumps(answer)):
+                    raise ScenarioFailure(
+                        "the error is not the one the framework raises in-process",
+                        request=request,
+                        expected=wanted,
+                        actual=answer,
+                    )
+                return
             _assert_close(predictions, self.built.reference(case.instances), expect.atol, expect.rtol, request)
 
     def _server_log(self) -> str:

@@ -35,7 +35,8 @@ class _Strict(BaseModel):
 class CaseExpect(_Strict):
     status: int = 200
     match_reference: bool = False
-    """Compare predictions with the framework's own output for the same instances."""
+    """Compare predictions with the framework's own output for the same instances; with an error status,
+    the error must carry the message the framework raises in-process (its wording differs by CPU)."""
     atol: float = 1e-5
     rtol: float = 1e-5
     predictions: Any = None
