@@ -268,3 +268,31 @@ def test_error_body_is_json_with_content_type(zoo_server: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=10)
     assert info.value.headers["Content-Type"] == "application/json"
+
+
+def test_kernel_messages_are_compared_with_the_kernels_in_use(zoo: dict[str, Path], tmp_path: Path) -> None:
+    """With oneDNN off (Eigen kernels, as on CPUs where TensorFlow does not pick oneDNN), TensorFlow words the
+    missing-batch-dim error differently; the served message still equals what TensorFlow says in-process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, start_server
+
+    eigen = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    inprocess = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from pathlib import Path; "
+         "from sandbox.testing.reference import reference_error, saved_model_reference; "
+         "print(json.dumps(reference_error(saved_model_reference(Path(sys.argv[1])), [1.0, 1.0])))",
+         str(zoo["dense"] / "1")],
+        env={**os.environ, **eigen, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=True,
+    )
+    expected = json.loads(inprocess.stdout.strip().splitlines()[-1])
+    server = start_server([f"--model_base_path={zoo['dense']}", "--model_name=dense"], tmp_path / "eigen.log",
+                          ready_model="dense", env=eigen)
+    try:
+        status, got = server.request("POST", D, {"instances": [1, 1]})
+    finally:
+        server.stop()
+    assert status == 400 and expected in got["error"], (expected, got)
