@@ -158,9 +158,8 @@ CODES: dict[str, CodeInfo] = {
     "tf.registry-approximate": CodeInfo(
         "info",
         "no op registry for this TensorFlow; a nearby one was used",
-        "ops added after TF {image_version} are not caught: export with TensorFlow {image_version} itself (it "
-        "writes only ops it has), or check against an image with its own registry: "
-        "`gdc-sandbox check --image {suggest} PATH`",
+        "to be sure, export with TensorFlow {image_version} itself (it writes only ops it has), or target an "
+        "image with its own registry: `gdc-sandbox check --image {suggest} PATH`",
     ),
     "tf.warmup-invalid": CodeInfo(
         "error",
