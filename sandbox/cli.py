@@ -131,7 +131,11 @@ def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
     if answer.status < 400 or args.format == "json":
         _out(json.dumps(answer.body))
         return 0 if answer.status < 400 else 1
-    raise RemoteError(answer.status, answer.body)
+    error = RemoteError(answer.status, answer.body)
+    if not error.hint:  # :rawPredict passes the model server's own answer through
+        error.code = "predict.model-server-error"
+        error.hint = "this is the model server's own answer to the body --raw passed through unchanged"
+    raise error
 
 
 def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:

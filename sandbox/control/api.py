@@ -69,7 +69,6 @@ class ControlPlaneApp:
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         started = time.monotonic()
-        error = ""
         try:
             endpoint, args = adapter.match()
             response = getattr(self, f"on_{endpoint}")(request, **args)
@@ -77,8 +76,7 @@ class ControlPlaneApp:
             if not _expected(exc):
                 log.exception("internal error on %s %s", request.method, request.path)
             response = error_response(exc)
-            error = getattr(exc, "code", "") if isinstance(exc, SandboxError) else type(exc).__name__
-        _log_request(request, response, time.monotonic() - started, error)
+        _log_request(request, response, time.monotonic() - started)
         return response(environ, start_response)
 
     # -- admin ---------------------------------------------------------------------------------
@@ -213,20 +211,30 @@ class ControlPlaneApp:
         )
 
 
-def _log_request(request: Request, response: Response, seconds: float, error: str) -> None:
+def _log_request(request: Request, response: Response, seconds: float) -> None:
     """One line per request: predictions and changes at INFO, reads (polled by `deploy --wait`) at DEBUG."""
     dm_id = response.headers.get(DEPLOYED_MODEL_HEADER, "")
     level = logging.DEBUG if request.method in ("GET", "HEAD") and response.status_code < 500 else logging.INFO
     log.log(
         level,
-        "%s %s -> %d in %.1f ms%s%s",
+        "%s %s -> %d in %.1f ms%s%s%s",
         request.method,
         request.path,
         response.status_code,
         seconds * 1000,
         f" deployedModelId={dm_id}" if dm_id else "",
-        f" error={error}" if error else "",
+        f" error={_reason(response)}" if response.status_code >= 400 else "",
+        " (dropped keys: see the Warning header)" if "Warning" in response.headers else "",
     )
+
+
+def _reason(response: Response) -> str:
+    """The sandbox's error code of an error answer (``error.reason``), or its HTTP status for a raw one."""
+    try:
+        error = json.loads(response.get_data())["error"]
+        return str(error.get("reason") or response.status_code) if isinstance(error, dict) else "model-server"
+    except (ValueError, KeyError, TypeError):
+        return str(response.status_code)
 
 
 def _json(request: Request) -> dict[str, Any]:

@@ -45,6 +45,17 @@ def test_predict_errors_are_code_message_and_hint_on_stderr(cli: Callable[..., A
     assert code == 0 and len(json.loads(out)["predictions"]) == 1
 
 
+def test_raw_predict_errors_are_the_model_servers_words_with_a_hint(
+    cli: Callable[..., Any], served: str, tmp_path: Path
+) -> None:
+    body = tmp_path / "raw.json"
+    body.write_text(json.dumps({"instances": [[1.0]]}))
+    code, out, err = cli("predict", ENDPOINT, "--raw", "--file", str(body))
+    assert code == 1 and out == ""
+    assert err.startswith("error[predict.model-server-error]: ") and "Prediction failed" in err
+    assert "Hint: this is the model server's own answer" in err
+
+
 def test_an_inputs_body_gets_a_hint_that_names_rawpredict(
     cli: Callable[..., Any], served: str, tmp_path: Path
 ) -> None:
@@ -187,6 +198,6 @@ def test_control_plane_log_tells_what_happened_and_s3_log_is_plain(
     )
     cli("predict", ENDPOINT, "--instances", "[[1.0]]")
     log = (sandbox.settings.log_dir / "control-plane.log").read_text()
-    assert re.search(rf"model:predict -> 5\d\d in [\d.]+ ms deployedModelId={dm_id}", log)
+    assert re.search(rf"model:predict -> 5\d\d in [\d.]+ ms deployedModelId={dm_id} error=predict.model-server", log)
     s3_log = (sandbox.settings.log_dir / "s3.log").read_text()
     assert '"PUT /models/msg/1/model.mar' in s3_log and "\x1b[" not in s3_log
