@@ -54,7 +54,8 @@ CODES: dict[str, CodeInfo] = {
     "layout.empty": CodeInfo(
         "error",
         "the artifact folder is empty",
-        "upload the exported model into s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ before deploying",
+        "upload the exported model before deploying: "
+        "`gdc-sandbox upload EXPORT_DIR s3://BUCKET/MODEL_ID/MODEL_VERSION_ID`",
     ),
     "layout.no-model-file": CodeInfo(
         "error",
@@ -74,7 +75,8 @@ CODES: dict[str, CodeInfo] = {
     "layout.duplicate-model": CodeInfo(
         "warning",
         "a model at the top and another copy in a sub-folder",
-        "the image loads only the top-level model; delete {inner} to avoid confusion",
+        "the image loads only the top-level model; to avoid confusion, remove {inner} from the export and upload "
+        "it as a new version",
     ),
     "layout.mixed-frameworks": CodeInfo(
         "warning",

@@ -213,7 +213,9 @@ class Sandbox:
                 pass
             time.sleep(0.1)
         raise DeployFailed(
-            f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s", code="deploy.endpoint-timeout"
+            f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s",
+            code="deploy.endpoint-timeout",
+            hint=f"`gdc-sandbox get endpoint {endpoint} -o yaml` shows its destinations and why it waits",
         )
 
     # -- resources -------------------------------------------------------------------------------

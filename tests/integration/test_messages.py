@@ -177,7 +177,7 @@ def test_deploy_shows_the_checkers_warnings(
     code, out, err = cli("deploy", "s3://models/warned/1", "--image", "tf2-cpu.2-18", "--endpoint", "warned")
     assert code == 0 and "is ready" in out, err
     assert "warning[layout.duplicate-model] another SavedModel sits in old/" in err
-    assert "hint: the image loads only the top-level model; delete old/" in err
+    assert "hint: the image loads only the top-level model; to avoid confusion, remove old/" in err
 
 
 def test_control_plane_log_tells_what_happened_and_s3_log_is_plain(
