@@ -84,6 +84,19 @@ def test_dropped_keys_are_served_as_gdc_does_with_a_warning_in_cli_and_header(
     assert "Warning" not in requests.post(served, json={"instances": body["instances"]}, timeout=30).headers
 
 
+@pytest.fixture(scope="module")
+def served_tf(sandbox: Sandbox, tf_model: tuple[Path, Any]) -> str:
+    """The Keras Dense(4->2) serving on endpoint `msg-tf`; returns its :predict URL."""
+    folder, _ = tf_model
+    sandbox.upload(folder, "s3://models/msg-tf/1", overwrite=True, progress=False)
+    return sandbox.deploy("s3://models/msg-tf/1", "tf2-cpu.2-18", "msg-tf").predict_url
+
+
+@pytest.fixture(params=["torch", "tf"])
+def any_served(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("served" if request.param == "torch" else "served_tf"))
+
+
 HTTP_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
@@ -96,8 +109,8 @@ HTTP_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_
         max_leaves=12,
     ).map(lambda doc: json.dumps({"instances": doc}).encode())
 )
-def test_no_request_body_gets_a_500_from_the_sandbox(served: str, data: bytes) -> None:
-    response = requests.post(served, data=data, headers={"Content-Type": "application/json"}, timeout=30)
+def test_no_request_body_gets_a_500_from_the_sandbox(any_served: str, data: bytes) -> None:
+    response = requests.post(any_served, data=data, headers={"Content-Type": "application/json"}, timeout=30)
     if response.status_code == 200:
         return
     error = response.json()["error"]
@@ -106,13 +119,21 @@ def test_no_request_body_gets_a_500_from_the_sandbox(served: str, data: bytes) -
 
 
 @pytest.mark.parametrize("opening", [b"[", b'{"instances": ['])
-def test_json_nested_100000_deep_is_a_400_with_a_clear_message(served: str, opening: bytes) -> None:
-    response = requests.post(served, data=opening * 100_000, timeout=30)
+def test_json_nested_100000_deep_is_a_400_with_a_clear_message(any_served: str, opening: bytes) -> None:
+    response = requests.post(any_served, data=opening * 100_000, timeout=30)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["reason"] in ("predict.too-deeply-nested", "predict.malformed-json")
     closed = b'{"instances": ' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}"
-    response = requests.post(served, data=closed, timeout=30)
+    response = requests.post(any_served, data=closed, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["reason"] == "predict.too-deeply-nested"
+
+
+def test_json_nested_deeper_than_a_tensor_can_be_is_the_tf_servers_400(served_tf: str) -> None:
+    body = b'{"instances": ' + b"[" * 500 + b"1" + b"]" * 500 + b"}"  # parses, but no tensor has 499 dims
+    response = requests.post(served_tf, data=body, timeout=30)
+    error = response.json()["error"]
+    assert (response.status_code, error["reason"]) == (400, "predict.model-server-error"), error
+    assert "Too many dimensions in tensor" in error["message"]
 
 
 def hint_command(err: str) -> list[str]:

@@ -137,6 +137,12 @@ CASES: list[tuple[str, str, str, Any, int, Any]] = [
      'Type: Object is not of expected type: float'),
     ("missing-batch-dim", "POST", D, {"instances": [1, 1]}, 400, TF_SAYS),
     ("size-mismatch", "POST", D, {"instances": [[1, 2, 3]]}, 400, TF_SAYS),
+    # Deeper than numpy's 64 dimensions, or than Python's JSON parser recurses: a 400, never a 500.
+    ("too-many-dimensions", "POST", D, b'{"instances": ' + b"[" * 70 + b"1" + b"]" * 70 + b"}", 400,
+     "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: Too many dimensions in tensor: "
+     "the JSON value nests 69 lists"),
+    ("nested-too-deeply", "POST", D, b'{"instances": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}", 400,
+     "JSON Parse error: the document nests too deeply to parse"),
     ("float-for-int32", "POST", T, {"signature_name": "int32", "instances": [1.5]}, 400,
      "JSON Value: 1.5 Type: Number is not of expected type: int32"),
     ("int32-overflow", "POST", T, {"signature_name": "int32", "instances": [2147483648]}, 400,
