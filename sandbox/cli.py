@@ -153,8 +153,10 @@ def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
         for doc in documents:
             if doc.get("kind") == "DeployedModel":
                 ns = doc["metadata"].get("namespace") or args.namespace or sb.settings.project
-                sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
+                ready = sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
                 _out(f"deployedmodel/{doc['metadata']['name']} ready")
+                for diag in ready.get("status", {}).get("diagnostics") or []:
+                    _err(_render_diagnostic(diag))
     return 0
 
 
