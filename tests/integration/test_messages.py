@@ -222,3 +222,18 @@ def test_control_plane_log_tells_what_happened_and_s3_log_is_plain(
     assert re.search(rf"model:predict -> 5\d\d in [\d.]+ ms deployedModelId={dm_id} error=predict.model-server", log)
     s3_log = (sandbox.settings.log_dir / "s3.log").read_text()
     assert '"PUT /models/msg/1/model.mar' in s3_log and "\x1b[" not in s3_log
+
+
+def test_an_image_the_sandbox_cannot_run_points_to_one_it_can_and_to_a_check_that_runs(
+    cli: Callable[..., Any], tf_model: tuple[Path, Any]
+) -> None:
+    folder, _ = tf_model
+    assert cli("upload", str(folder), "s3://models/old-tf/1", "--quiet")[0] == 0
+    code, _, err = cli("deploy", "s3://models/old-tf/1", "--image", "tf2-cpu.2-6", "--endpoint", "old-tf")
+    assert code == 1 and "error[deploy.ImageNotSupported]" in err, err
+    assert "deploy with --image tf2-cpu.2-14" in err and "Compose" not in err
+    check = hint_command(err)
+    assert check[:3] == ["check", "--image", "tf2-cpu.2-6"]
+    code, out, err = cli(*check[:3], "s3://models/old-tf/1")  # the hint's check, on this artifact
+    assert code in (0, 1) and "[tf.registry-approximate]" in out, out + err
+    assert "`gdc-sandbox check --image tf2-cpu.2-18 PATH`" in out
