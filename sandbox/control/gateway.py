@@ -59,15 +59,19 @@ def parse_envelope(data: bytes) -> tuple[dict[str, Any], list[str]]:
             code="predict.bad-parameters",
             hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out',
         )
+    dropped = [key for key in body if key not in ("instances", "parameters")]
+    return {"instances": body["instances"]}, [_dropped_keys_warning(dropped)] if dropped else []
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The forwarded body; as deep as ``json.loads`` took, but a refusal rather than a 500 if not."""
     try:
-        json.dumps(body["instances"])  # what _forward sends: as deep as json.loads took, but say so if not
+        return json.dumps(payload).encode()
     except RecursionError:
         raise _too_deep() from None
-    dropped = [key for key in body if key not in ("instances", "parameters")]
-    return {"instances": body["instances"]}, [dropped_keys_warning(dropped)] if dropped else []
 
 
-def dropped_keys_warning(dropped: list[str]) -> str:
+def _dropped_keys_warning(dropped: list[str]) -> str:
     names = ", ".join(json.dumps(key) for key in sorted(dropped))
     effect = ", so serving_default answered" if "signature_name" in dropped else ""
     return (
@@ -149,7 +153,7 @@ class PredictionGateway:
             ).with_status(503) from None
 
     def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str) -> Response:
-        response = self._post(pod, json.dumps(payload).encode(), "application/json")
+        response = self._post(pod, encode(payload), "application/json")
         if len(response.content) > self.limit:
             return json_response(
                 error_body(
