@@ -24,7 +24,7 @@ FUZZ = settings(
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=30,
+    max_leaves=12,
 )
 envelope_like = st.dictionaries(
     st.sampled_from(["instances", "parameters", "signature_name", "inputs", "x"]) | st.text(max_size=8),
@@ -54,7 +54,7 @@ def test_any_bytes_parse_or_get_a_400(data: bytes) -> None:
     assert_parsed_or_refused(data)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=120)
 @given(json_values | envelope_like)
 def test_any_json_document_parses_or_gets_a_400(document: Any) -> None:
     assert_parsed_or_refused(json.dumps(document).encode())
