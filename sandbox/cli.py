@@ -13,11 +13,10 @@ from typing import Any
 import yaml
 
 from sandbox.client import RemoteError
-from sandbox.control.iam import ROLES
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
 from sandbox.jsonpath import render_jsonpath
-from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, SERVING_IDENTITY, Settings
+from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, ROLES, SERVING_IDENTITY, Settings
 
 
 def _out(text: str = "") -> None:

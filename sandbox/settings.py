@@ -22,6 +22,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SERVING_IDENTITY = "vai-default-serving-sa"
 BUCKET_VIEWER_ROLE = "project-bucket-object-viewer"
 PREDICTION_USER_ROLE = "vertex-ai-prediction-user"
+ROLES = {
+    BUCKET_VIEWER_ROLE: "bucket",
+    "project-bucket-object-admin": "bucket",
+    PREDICTION_USER_ROLE: "project",
+    "vertex-ai-prediction-admin": "project",
+}
+"""Every role a binding can name, and what it is granted on."""
 
 
 class Settings(BaseSettings):

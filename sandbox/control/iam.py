@@ -10,14 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox.errors import NotFound, UsageError
-from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, SERVING_IDENTITY
+from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, ROLES, SERVING_IDENTITY
 
-ROLES = {
-    BUCKET_VIEWER_ROLE: "bucket",
-    "project-bucket-object-admin": "bucket",
-    PREDICTION_USER_ROLE: "project",
-    "vertex-ai-prediction-admin": "project",
-}
 READ_ROLES = (BUCKET_VIEWER_ROLE, "project-bucket-object-admin")
 PREDICT_ROLES = (PREDICTION_USER_ROLE, "vertex-ai-prediction-admin")
 
