@@ -199,6 +199,8 @@ def test_deploy_shows_the_checkers_warnings(
     assert code == 0 and "is ready" in out, err
     assert "warning[layout.duplicate-model] another SavedModel sits in old/" in err
     assert "hint: the image loads only the top-level model; to avoid confusion, remove old/" in err
+    code, out, _ = cli("get", "deployedmodel", "warned-warned-1", "-o", "jsonpath={.status.diagnostics[0].code}")
+    assert (code, out.strip()) == (0, "layout.duplicate-model")  # kept with what serves, for `apply --wait` too
 
 
 def test_control_plane_log_tells_what_happened_and_s3_log_is_plain(
