@@ -85,10 +85,14 @@ def test_dropped_keys_are_served_as_gdc_does_with_a_warning_in_cli_and_header(
 
 
 @pytest.fixture(scope="module")
-def served_tf(sandbox: Sandbox, tf_model: tuple[Path, Any]) -> str:
-    """The Keras Dense(4->2) serving on endpoint `msg-tf`; returns its :predict URL."""
+def served_tf(sandbox: Sandbox, tf_model: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Keras Dense(4->2) serving on endpoint `msg-tf`, uploaded with a stale copy of itself in old/ (a second
+    SavedModel the image ignores: a checker warning, not an error); returns its :predict URL."""
     folder, _ = tf_model
-    sandbox.upload(folder, "s3://models/msg-tf/1", overwrite=True, progress=False)
+    artifact = tmp_path_factory.mktemp("warned") / "with-old-copy"
+    shutil.copytree(folder, artifact)
+    shutil.copytree(folder, artifact / "old")
+    sandbox.upload(artifact, "s3://models/msg-tf/1", overwrite=True, progress=False)
     return sandbox.deploy("s3://models/msg-tf/1", "tf2-cpu.2-18", "msg-tf").predict_url
 
 
@@ -187,19 +191,13 @@ def test_iam_list_filters_and_grant_revoke_print_a_line(cli: Callable[..., Any])
     assert "alice" not in cli("iam", "list")[1]
 
 
-def test_deploy_shows_the_checkers_warnings(
-    cli: Callable[..., Any], tf_model: tuple[Path, Any], tmp_path: Path
-) -> None:
-    folder, _ = tf_model
-    artifact = tmp_path / "with-old-copy"
-    shutil.copytree(folder, artifact)
-    shutil.copytree(folder, artifact / "old")  # a second SavedModel the image ignores: a warning, not an error
-    assert cli("upload", str(artifact), "s3://models/warned/1", "--quiet")[0] == 0
-    code, out, err = cli("deploy", "s3://models/warned/1", "--image", "tf2-cpu.2-18", "--endpoint", "warned")
+def test_deploy_shows_the_checkers_warnings(cli: Callable[..., Any], served_tf: str) -> None:
+    # the same spec again: the deployment serving it is reported, with the checker's findings on it
+    code, out, err = cli("deploy", "s3://models/msg-tf/1", "--image", "tf2-cpu.2-18", "--endpoint", "msg-tf")
     assert code == 0 and "is ready" in out, err
     assert "warning[layout.duplicate-model] another SavedModel sits in old/" in err
     assert "hint: the image loads only the top-level model; to avoid confusion, remove old/" in err
-    code, out, _ = cli("get", "deployedmodel", "warned-warned-1", "-o", "jsonpath={.status.diagnostics[0].code}")
+    code, out, _ = cli("get", "deployedmodel", "msg-tf-msg-tf-1", "-o", "jsonpath={.status.diagnostics[0].code}")
     assert (code, out.strip()) == (0, "layout.duplicate-model")  # kept with what serves, for `apply --wait` too
 
 
