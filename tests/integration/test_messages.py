@@ -101,7 +101,9 @@ def any_served(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("served" if request.param == "torch" else "served_tf"))
 
 
-HTTP_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+HTTP_FUZZ = settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @HTTP_FUZZ

@@ -18,7 +18,7 @@ from sandbox.control.gateway import encode, parse_envelope
 from sandbox.errors import UsageError
 
 FUZZ = settings(
-    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 json_values = st.recursive(
