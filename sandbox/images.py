@@ -27,7 +27,7 @@ class Image:
     accelerator: bool = False
     deprecated: bool = False
     native: bool = True
-    """False when no wheel of the framework exists for this Python, so only Compose can run it."""
+    """False when no wheel of the framework exists for this Python, so the sandbox cannot serve it natively."""
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
