@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.control.api import _json
-from sandbox.control.gateway import encode, parse_envelope
+from sandbox.control.gateway import parse_envelope
 from sandbox.errors import UsageError
 
 FUZZ = settings(
@@ -35,13 +35,13 @@ envelope_like = st.dictionaries(
 
 def assert_parsed_or_refused(data: bytes) -> None:
     try:
-        payload, warnings = parse_envelope(data)
+        forwarded, warnings = parse_envelope(data)
     except UsageError as exc:
         refused: UsageError | None = exc
     else:
         refused = None
+        payload = json.loads(forwarded)  # what the pod receives
         assert set(payload) == {"instances"} and isinstance(payload["instances"], list) and payload["instances"]
-        assert encode(payload).startswith(b"{\"instances\": [")  # what the gateway forwards
         assert all(isinstance(w, str) and w for w in warnings)
     if refused is not None:
         assert refused.http_status == 400
@@ -89,12 +89,13 @@ def test_closed_deep_nesting_is_refused_as_too_deep() -> None:
 
 
 def test_signature_name_and_other_keys_are_dropped_with_a_warning_naming_rawpredict() -> None:
-    payload, warnings = parse_envelope(b'{"instances": [[1.0]], "signature_name": "classify", "extra": 1}')
-    assert payload == {"instances": [[1.0]]}
+    forwarded, warnings = parse_envelope(b'{"instances": [[1.0]], "signature_name": "classify", "extra": 1}')
+    assert json.loads(forwarded) == {"instances": [[1.0]]}
     (warning,) = warnings
     assert '"extra", "signature_name"' in warning and "serving_default answered" in warning
     assert ":rawPredict" in warning and "--raw" in warning
-    assert parse_envelope(b'{"instances": [[1.0]], "parameters": {}}') == ({"instances": [[1.0]]}, [])
+    assert parse_envelope(b'{"instances": [[1.0]], "parameters": {}}') == (b'{"instances": [[1.0]]}', [])
+    assert parse_envelope(b'{"instances": [[2]]}') == (b'{"instances": [[2]]}', [])  # as received
 
 
 def test_an_inputs_body_is_refused_with_a_hint_that_names_rawpredict() -> None:
