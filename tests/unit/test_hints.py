@@ -19,7 +19,8 @@ from sandbox.images import IMAGES, newest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*sorted((ROOT / "sandbox").rglob("*.py")), ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-COMMAND = re.compile(r"gdc-sandbox ([a-z][a-z-]*(?: [^`'\"\n;)]*)?)")
+# A command, not prose: after a backtick, a quote (a hint that is a command line), `.venv/bin/` or a line start.
+COMMAND = re.compile(r"(?:(?<=`)|(?<=\")|(?<=/bin/)|^)gdc-sandbox ([a-z][a-z-]*(?: [^`'\"\n;)]*)?)", re.M)
 MAKE = re.compile(r"`make ([a-z][\w-]*)")
 
 
