@@ -36,6 +36,7 @@ class Deployment:
     predict_url: str
     endpoint_url: str
     warnings: list[str]
+    resource_pool: str = ""
 
 
 class Sandbox:
@@ -73,6 +74,10 @@ class Sandbox:
     def upload(self, source: Path, uri: str, *, overwrite: bool = False, progress: bool = True) -> UploadResult:
         target = ArtifactURI.parse(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
+
+    def delete_version(self, uri: str) -> int:
+        """Delete every object of the version folder ``uri``; returns how many were deleted."""
+        return self.store().delete_artifact(ArtifactURI.parse(uri))
 
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
@@ -125,6 +130,7 @@ class Sandbox:
                 self._wait_endpoint_serves(endpoint, ns, dm_name, timeout=30)
             except SandboxError as exc:
                 exc.deployed_model = dm_name  # type: ignore[attr-defined]
+                exc.resource_pool = answer.get("resourcePool", "")  # type: ignore[attr-defined]
                 raise
         dm = self.get("DeployedModel", dm_name, ns)[0]
         ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
@@ -136,6 +142,7 @@ class Sandbox:
             predict_url=ep["status"].get("predictURL", ""),
             endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
+            resource_pool=answer.get("resourcePool", ""),
         )
 
     def wait_ready(

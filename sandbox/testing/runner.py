@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,8 +15,9 @@ from typing import Any
 
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
+from sandbox.repro.source import materialize
 from sandbox.runtimes.serverlog import failure_report
-from sandbox.testing.scenario import Built, Case, Scenario, load_builder
+from sandbox.testing.scenario import Built, Case, Scenario, ScenarioError, load_builder
 
 
 class ScenarioFailure(AssertionError):
@@ -53,11 +55,13 @@ class ScenarioFailure(AssertionError):
 
 @dataclass
 class ScenarioRun:
-    """State shared by the cases of one scenario file."""
+    """State shared by the cases of one scenario file on one image."""
 
     scenario: Scenario
     path: Path
     sandbox: Sandbox
+    image: str = ""
+    """The image this run deploys to (one of the scenario's images)."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gdc-scenario-")))
     built: Built | None = None
     endpoint: str = ""
@@ -65,42 +69,73 @@ class ScenarioRun:
     deploy_error: SandboxError | None = None
     prepared: bool = False
     created: list[tuple[str, str]] = field(default_factory=list)
+    """Resources this run created, deleted again by :meth:`cleanup`."""
+    uploaded: str = ""
+    """The version folder this run uploaded, deleted again by :meth:`cleanup`."""
+
+    def __post_init__(self) -> None:
+        self.image = self.image or self.scenario.all_images[0]
 
     def prepare(self) -> None:
-        """Build, upload, check and deploy exactly once; expectations on these steps are asserted here."""
+        """Get the artifact, upload, check and deploy exactly once; expectations on these steps are asserted here."""
         if self.prepared:
             if self.deploy_error is not None and self.scenario.deploy.expect == "ready":
                 raise ScenarioFailure(f"deploy failed earlier: {self.deploy_error.message}")
             return
         self.prepared = True
-        builder = load_builder(self.path, self.scenario.build)
-        self.built = builder(self.workdir / "artifact")
-        version = f"{int(time.time() * 1000)}{os.getpid() % 1000:03d}"
-        uri = f"s3://{self.sandbox.settings.bucket}/{self.scenario.scenario}/{version}"
-        self.sandbox.upload(self.built.artifact, uri, progress=False)
+        uri = self._artifact_uri()
         if self.scenario.check is not None:
             self._assert_check(uri)
-        self.endpoint = f"scn-{self.scenario.scenario}"[:50]
+        several = len(self.scenario.all_images) > 1
+        suffix = "-" + self.image.replace(".", "-") if several else ""
+        self.endpoint = f"scn-{self.scenario.scenario[: 49 - 4 - len(suffix)]}{suffix}"
         try:
             deployment = self.sandbox.deploy(
                 uri,
-                self.scenario.image,
+                self.image,
                 self.endpoint,
                 force=self.scenario.deploy.force,
                 replicas=self.scenario.deploy.replicas,
             )
             self.deployed_model = deployment.deployed_model
-            self.created = [("Endpoint", self.endpoint), ("DeployedModel", deployment.deployed_model)]
+            self.created = [
+                ("Endpoint", self.endpoint),
+                ("DeployedModel", deployment.deployed_model),
+                ("ResourcePool", deployment.resource_pool),
+            ]
         except SandboxError as exc:
             self.deploy_error = exc
-            name = getattr(exc, "deployed_model", None)
-            self.created = [("DeployedModel", name)] if name else []
+            self.created = [
+                ("Endpoint", self.endpoint),
+                ("DeployedModel", getattr(exc, "deployed_model", "")),
+                ("ResourcePool", getattr(exc, "resource_pool", "")),
+            ]
         self._assert_deploy()
+
+    def _artifact_uri(self) -> str:
+        """The s3:// version folder to deploy: built or taken from ``artifact:``, and uploaded, unless already s3://."""
+        if self.scenario.build is not None:
+            self.built = load_builder(self.path, self.scenario.build)(self.workdir / "artifact")
+            folder = self.built.artifact
+        else:
+            given = str(self.scenario.artifact)
+            if given.startswith("s3://"):
+                return given
+            path = (self.path.parent / given).resolve()
+            if not path.exists():
+                raise ScenarioError(f"{self.path}: artifact: {given!r}: there is no {path}")
+            max_bytes = self.sandbox.settings.max_extract_bytes
+            folder = materialize(str(path), self.workdir, max_bytes=max_bytes).folder
+        version = f"{int(time.time() * 1000)}{os.getpid() % 1000:03d}"
+        uri = f"s3://{self.sandbox.settings.bucket}/{self.scenario.scenario}/{version}"
+        self.uploaded = uri
+        self.sandbox.upload(folder, uri, progress=False)
+        return uri
 
     def _assert_check(self, uri: str) -> None:
         expect = self.scenario.check
         assert expect is not None
-        report = self.sandbox.check(uri, self.scenario.image)
+        report = self.sandbox.check(uri, self.image)
         codes = [d.code for d in report.diagnostics]
         missing = [c for c in expect.codes if c not in codes]
         if missing or (expect.ok is not None and report.ok != expect.ok):
@@ -155,10 +190,20 @@ class ScenarioRun:
         predictions = answer.get("predictions") if isinstance(answer, dict) else None
         if expect.predictions is not None:
             _assert_close(predictions, expect.predictions, expect.atol, expect.rtol, request)
+        if expect.predictions_file is not None:
+            expected = self._json_file(expect.predictions_file, "predictions_file")
+            _assert_close(predictions, expected, expect.atol, expect.rtol, request)
         if expect.match_reference:
             if self.built is None or self.built.reference is None:
                 raise ScenarioFailure("match_reference needs the builder to return a reference function")
             _assert_close(predictions, self.built.reference(case.instances), expect.atol, expect.rtol, request)
+
+    def _json_file(self, name: str, key: str) -> Any:
+        path = self.path.parent / name
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"{self.path}: {key}: {name!r} is not a readable JSON file: {exc}") from None
 
     def _server_log(self) -> str:
         try:
@@ -170,11 +215,15 @@ class ScenarioRun:
         return failure_report(Path(pods[0]["log"]), 20)
 
     def cleanup(self) -> None:
+        """Delete what this run created in the sandbox (resources and its upload), then its temp folder."""
         for kind, name in self.created:
-            try:
-                self.sandbox.delete(kind, name)
-            except SandboxError:
-                pass
+            if name:
+                with contextlib.suppress(SandboxError):
+                    self.sandbox.delete(kind, name)
+        if self.uploaded:
+            with contextlib.suppress(SandboxError):
+                self.sandbox.delete_version(self.uploaded)
+        self.created, self.uploaded = [], ""
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
