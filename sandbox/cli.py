@@ -335,14 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
         "repro",
         help="reproduce an artifact: check, upload, deploy --force, predict; writes a report and a scenario",
         description="Reproduce what GDC does with an artifact, in a private sandbox (free ports, a temporary "
-        "home) unless --use-running. Exit 0: it serves on every image; 1: it does not serve (the "
-        "reproduction worked); 2: the reproduction could not run.",
+        "home) unless --use-running: check, upload, deploy --force, predict. Writes report.md (verdict first), "
+        "report.json, request.json, logs/ and scenario/ (scenario.yaml and the artifact: copy that folder into "
+        "scenarios/bugs/ to keep the case as a test). Exit 0: it serves on every image; 1: it does not serve "
+        "(the reproduction worked); 2: the reproduction could not run.",
     )
     _add_repro_arguments(p)
     p.add_argument("--out", help="output folder (default ./repro-NAME-TIME/)")
     p.set_defaults(func=cmd_repro)
 
-    p = sub.add_parser("scenario", help="scenario files: `scenario new SOURCE --image IMG` writes a starting one")
+    p = sub.add_parser(
+        "scenario",
+        help="scenario files: `scenario new SOURCE --image IMG` writes a starting one",
+        description="scenario new: run the artifact once (like repro) and write a scenario that expects what it "
+        "did, pointing at the artifact in place; `pytest FILE` then tells whether it still does.",
+    )
     p.add_argument("action", choices=("new",))
     _add_repro_arguments(p)
     p.add_argument("--out", help="the scenario file to write (default scenarios/NAME.yaml)")

@@ -9,4 +9,3 @@
 
 Nothing is imported here, so that ``sandbox.repro.source`` (used by scenario runs) stays cheap to import.
 """
-

@@ -1,10 +1,11 @@
 """Extract a customer's ``.tar.gz`` / ``.tgz`` / ``.tar`` / ``.zip`` without trusting it.
 
 Every member goes through :func:`tarfile.data_filter` (PEP 706), zip members too, converted to a
-``TarInfo``: absolute paths, ``..`` escapes, links that point outside the folder and device files
-are refused with the filter's own reason. Sizes are checked before anything is written (the sum of
-the declared sizes against ``max_bytes``) and while writing (a zip whose header lies stops at its
-declared size), and the member count is bounded, so a zip bomb is refused, not unpacked.
+``TarInfo``: ``..`` escapes, links that point outside the folder and device files are refused with
+the filter's own reason, and absolute names are refused too (the filter would quietly strip them).
+Sizes are checked before anything is written (the sum of the declared sizes against ``max_bytes``)
+and while writing (a zip whose header lies stops at its declared size), and the member count is
+bounded, so a zip bomb is refused, not unpacked.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ class ScenarioRun:
 
 
 def _assert_close(actual: Any, expected: Any, atol: float, rtol: float, request: Any) -> None:
-    if not _close(actual, expected, atol, rtol):
+    if not values_close(actual, expected, atol, rtol):
         raise ScenarioFailure(
             "predictions differ from the expected values",
             request=request,
@@ -238,11 +238,12 @@ def _assert_close(actual: Any, expected: Any, atol: float, rtol: float, request:
         )
 
 
-def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
+def values_close(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    """Equal structure and strings, numbers within ``atol + rtol * |b|`` (NaN equals NaN)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k], atol, rtol) for k in a)
+        return a.keys() == b.keys() and all(values_close(a[k], b[k], atol, rtol) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y, atol, rtol) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(values_close(x, y, atol, rtol) for x, y in zip(a, b, strict=True))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)

@@ -38,7 +38,7 @@ def _zip(path: Path, *entries: tuple[str, bytes], symlink: tuple[str, str] | Non
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink[0])
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, symlink[1])
     return path
 
@@ -92,8 +92,11 @@ def test_the_size_limit_comes_from_the_settings(tmp_path: Path, monkeypatch: pyt
 
 
 def test_a_wrapped_archive_uses_its_one_folder_as_the_version_folder(tmp_path: Path) -> None:
-    wrapped = _tar(tmp_path / "export.tgz", (_member("my_export/saved_model.pb"), b"pb"),
-                   (_member("my_export/variables/variables.index"), b"i"))
+    wrapped = _tar(
+        tmp_path / "export.tgz",
+        (_member("my_export/saved_model.pb"), b"pb"),
+        (_member("my_export/variables/variables.index"), b"i"),
+    )
     source = materialize(str(wrapped), tmp_path / "work", max_bytes=LIMIT)
     assert source.kind == "archive" and source.folder.name == "my_export"
     assert (source.folder / "saved_model.pb").read_bytes() == b"pb"
@@ -120,8 +123,12 @@ def test_an_unknown_source_is_a_usage_error(tmp_path: Path, capsys: pytest.Captu
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("./exports/my_model/3/", "my-model-3"), ("customer.tar.gz", "customer"), ("s3://models/m/1", "m-1"),
-     ("Model.MAR", "model")],
+    [
+        ("./exports/my_model/3/", "my-model-3"),
+        ("customer.tar.gz", "customer"),
+        ("s3://models/m/1", "m-1"),
+        ("Model.MAR", "model"),
+    ],
 )
 def test_names_come_from_the_source(given: str, expected: str) -> None:
     assert slug(given) == expected

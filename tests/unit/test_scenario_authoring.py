@@ -19,7 +19,9 @@ def _write(pytester: pytest.Pytester, body: str, name: str = "scenarios/demo.yam
     path = pytester.path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(body))
-    (path.parent / "models.py").write_text("import os\n\ndef real_builder(out_dir):\n    pass\n\ndef other(out_dir):\n    pass\n")
+    (path.parent / "models.py").write_text(
+        "import os\n\ndef real_builder(out_dir):\n    pass\n\ndef other(out_dir):\n    pass\n"
+    )
 
 
 def _failure_lines(result: pytest.RunResult) -> list[str]:
@@ -45,8 +47,9 @@ def test_a_missing_key_and_a_wrong_value_are_one_line_each(pytester: pytest.Pyte
     _write(pytester, "image: tf2-cpu.2-18\nbuild: models.py:real_builder\ncheck: {ok: maybe}\n")
     result = pytester.runpytest("scenarios")
     lines = _failure_lines(result)
-    assert any("demo.yaml: 'scenario' is required; allowed keys here: scenario, description, image" in line
-               for line in lines), lines
+    assert any(
+        "demo.yaml: 'scenario' is required; allowed keys here: scenario, description, image" in line for line in lines
+    ), lines
     assert any("demo.yaml: check.ok: 'maybe' Input should be a valid boolean" in line for line in lines), lines
     assert len(lines) == 2 and "https://" not in result.stdout.str()
     _write(pytester, "scenario: demo\nbuild: models.py:real_builder\n")
