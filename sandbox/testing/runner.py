@@ -1,4 +1,4 @@
-"""Run one scenario against a sandbox: build once, upload once, deploy once, then each case."""
+"""Run one scenario on one image: get the artifact (built or given) and upload it, deploy once, then each case."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class ScenarioRun:
                 actual=answer,
                 server_log=self._server_log(),
             )
-        if expect.error_contains and expect.error_contains not in json.dumps(answer):
+        if expect.error_contains and not _carries(answer, expect.error_contains):
             raise ScenarioFailure(
                 "the error does not carry the expected text",
                 request=request,
@@ -249,6 +249,18 @@ def values_close(a: Any, b: Any, atol: float, rtol: float) -> bool:
             return math.isnan(a) and math.isnan(b)
         return abs(a - b) <= atol + rtol * abs(b)
     return bool(a == b)
+
+
+def _carries(answer: Any, text: str) -> bool:
+    """``text`` appears in the answer's JSON or in one of its strings as a person reads it (quotes unescaped)."""
+    return text in json.dumps(answer) or any(text in s for s in _strings(answer))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [s for item in items for s in _strings(item)]
 
 
 def _short(value: Any, limit: int = 600) -> str:

@@ -59,3 +59,12 @@ def test_error_text_is_cut_before_what_changes_between_runs() -> None:
     )
     assert stable_fragment("endpoint repro-x-1234567 failed") == ""  # too little left to be worth matching
     assert stable_fragment("ModuleNotFoundError: No module named 'pkg'") == "ModuleNotFoundError: No module named 'pkg'"
+
+
+def test_expected_error_text_matches_as_a_person_reads_it() -> None:
+    from sandbox.testing.runner import _carries
+
+    answer = {"error": {"message": 'Serving signature name: "serving_default" not found in signature def'}}
+    assert _carries(answer, 'Serving signature name: "serving_default" not found')  # quotes as printed
+    assert _carries(answer, 'Serving signature name: \\"serving_default\\"')  # the JSON text, as before
+    assert not _carries(answer, "Could not find variable")
