@@ -24,6 +24,7 @@ TOLERANCE = 1e-4
 """atol and rtol of the expected predictions: images and CPUs differ in the last digits, not more."""
 INLINE_LIMIT = 2000
 """Expected predictions longer than this (as JSON) go to a file next to the scenario."""
+_KINDS = {"folder": "a version folder", "archive": "an archive", "mar": "a .mar file", "s3": "a bucket version"}
 _DM_PREFIX = re.compile(r"^DeployedModel \S+ failed: ")
 _VOLATILE = re.compile(r"(/|\\\\|\b\d{6,}\b|\brepro-[a-z0-9-]+|\bdefault-repro-|0x[0-9a-f]{6,})")
 
@@ -69,7 +70,7 @@ def _why(run: ImageRun) -> str:
 def markdown(result: Repro) -> str:
     lines = [f"# Reproduction of {result.source}", "", f"**Verdict: {verdict_line(result)}**", ""]
     lines += [
-        f"- source: `{result.source}` ({result.kind}{'; ' + result.note if result.note else ''})",
+        f"- source: `{result.source}` ({_KINDS[result.kind]}{'; ' + result.note if result.note else ''})",
         f"- framework: {result.framework or 'unknown'}; run {result.started} in {result.sandbox}",
         f"- request: {result.probe.how}",
         "",
