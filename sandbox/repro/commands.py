@@ -33,4 +33,4 @@ def new_scenario(request: ReproRequest, target: Path | None) -> tuple[Repro, lis
     source = request.source
     in_place = os.path.relpath(Path(source).resolve(), target.parent.resolve())
     result.artifact = source if source.startswith("s3://") else in_place
-    return result, report.write_scenario(result, target.parent, target.stem)
+    return result, report.write_scenario(result, target.parent, target.stem, "gdc-sandbox scenario new")

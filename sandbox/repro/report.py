@@ -130,7 +130,9 @@ def rerun_commands(result: Repro) -> list[str]:
 
 
 # -- scenario ------------------------------------------------------------------------------------
-def write_scenario(result: Repro, folder: Path, stem: str = "scenario") -> list[Path]:
+def write_scenario(
+    result: Repro, folder: Path, stem: str = "scenario", made_by: str = "gdc-sandbox repro"
+) -> list[Path]:
     """``folder/STEM.yaml`` expecting exactly what every image did; images that behaved differently get
     one file each (``STEM-IMAGE.yaml``). Returns the files written."""
     groups: list[list[ImageRun]] = []
@@ -146,7 +148,7 @@ def write_scenario(result: Repro, folder: Path, stem: str = "scenario") -> list[
         suffix = "" if len(groups) == 1 else "-" + runs[0].image.replace(".", "-")
         doc: dict[str, Any] = {
             "scenario": f"{result.name}{suffix}"[:41].strip("-"),
-            "description": f"Reproduced with `gdc-sandbox repro {result.source}` on {result.started}: "
+            "description": f"Written by `{made_by} {result.source}` on {result.started}: "
             + "; ".join(f"{run.image}: {run.verdict}" for run in runs),
             "artifact": result.artifact,
         }
