@@ -75,6 +75,18 @@ def markdown(result: Repro) -> str:
         f"- request: {result.probe.how}",
         "",
     ]
+    lines += ["| image | checker | deploy --force | predict | verdict |", "|---|---|---|---|---|"]
+    for run in result.images:
+        errors = [d["code"] for d in run.check.get("diagnostics", []) if d["severity"] == "error"]
+        deploy = "ready" if run.deployed else f"failed ({run.deploy_error['code'] if run.deploy_error else '-'})"
+        predict = "-" if run.status is None else f"HTTP {run.status}"
+        lines.append(f"| {run.image} | {', '.join(errors) or 'ok'} | {deploy} | {predict} | {run.verdict} |")
+    lines.append("")
+    for run in result.images:
+        ok = bool(run.check.get("ok"))
+        if (not ok and run.verdict == SERVES) or (ok and not run.deployed):
+            said = "reports errors, yet the image serves" if run.deployed else "finds no error, yet the deploy fails"
+            lines += [f"**{run.image}: the checker {said}.** One of them is wrong: please report it.", ""]
     for run in result.images:
         lines += _image_section(result, run)
     lines += ["## Re-run", "", "```", *rerun_commands(result), "```", ""]
@@ -109,7 +121,8 @@ def _image_section(result: Repro, run: ImageRun) -> list[str]:
 
 
 def _short_json(value: Any, limit: int = 4000) -> str:
-    text = json.dumps(value, indent=1)
+    text = json.dumps(value)
+    text = text if len(text) <= 200 else json.dumps(value, indent=1)
     return text if len(text) <= limit else text[:limit] + "\n... (truncated; full answer in report.json)"
 
 

@@ -11,6 +11,7 @@ deployments and bucket are never touched; whatever it created in a running sandb
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -185,7 +186,7 @@ def _run_all(
 ) -> None:
     from sandbox.artifacts import check_artifact
 
-    stamp = time.strftime("%Y%m%d%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d%H%M%S')}{os.getpid() % 1000:03d}"  # two runs at once never collide
     result.uri = f"s3://{sandbox.settings.bucket}/repro-{src.name}/{stamp}"
     runs = [ImageRun(image.name) for image in images]
     result.images = runs
@@ -203,7 +204,7 @@ def _run_all(
     try:
         for index, (image, run) in enumerate(zip(images, runs, strict=True)):
             run.timings["upload_s"] = upload_s
-            _run_image(sandbox, result, image, run, f"repro-{src.name[:30]}-{index}", say)
+            _run_image(sandbox, result, image, run, f"repro-{src.name[:24]}-{stamp[-7:]}{index}", say)
     finally:
         with contextlib.suppress(SandboxError):
             sandbox.delete_version(result.uri)

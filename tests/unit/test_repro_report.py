@@ -68,3 +68,18 @@ def test_expected_error_text_matches_as_a_person_reads_it() -> None:
     assert _carries(answer, 'Serving signature name: "serving_default" not found')  # quotes as printed
     assert _carries(answer, 'Serving signature name: \\"serving_default\\"')  # the JSON text, as before
     assert not _carries(answer, "Could not find variable")
+
+
+def test_the_report_leads_with_the_verdict_and_flags_a_checker_that_disagrees(tmp_path: Path) -> None:
+    from sandbox.repro.report import markdown
+
+    served = _run("tf2-cpu.2-14", [[0.5]])
+    served.check = {
+        "ok": False,
+        "diagnostics": [{"code": "tf.attr-unsupported", "severity": "error", "message": "m", "hint": "h", "path": ""}],
+    }
+    text = markdown(_repro(tmp_path, served, _run("tf2-cpu.2-18", [[0.5]])))
+    assert text.splitlines()[2] == "**Verdict: tf2-cpu.2-14: SERVES (HTTP 200); tf2-cpu.2-18: SERVES (HTTP 200)**"
+    assert "| tf2-cpu.2-14 | tf.attr-unsupported | ready | HTTP 200 | serves |" in text
+    assert "**tf2-cpu.2-14: the checker reports errors, yet the image serves.**" in text
+    assert "tf2-cpu.2-18: the checker" not in text
