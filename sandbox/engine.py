@@ -39,6 +39,16 @@ class Deployment:
     resource_pool: str = ""
 
 
+def created_by_deploy(endpoint: str, outcome: Deployment | SandboxError) -> list[tuple[str, str]]:
+    """(kind, name) of what one :meth:`Sandbox.deploy` call created, whether it succeeded or failed."""
+    if isinstance(outcome, Deployment):
+        names = [outcome.deployed_model, outcome.resource_pool]
+    else:
+        names = [getattr(outcome, "deployed_model", ""), getattr(outcome, "resource_pool", "")]
+    kinds = ("Endpoint", "DeployedModel", "ResourcePool")
+    return [(kind, name) for kind, name in zip(kinds, [endpoint, *names], strict=True) if name]
+
+
 class Sandbox:
     """Everything a user does with the sandbox, in plain Python calls."""
 
@@ -216,6 +226,14 @@ class Sandbox:
         ns = namespace or self.settings.project
         return dict(self.client().call("DELETE", f"{ADMIN}/resources/{kind}/{ns}/{name}"))
 
+    def delete_quietly(self, resources: list[tuple[str, str]]) -> None:
+        """Delete each (kind, name) in order, skipping what is already gone (cleaning up after a run)."""
+        for kind, name in resources:
+            try:
+                self.delete(kind, name)
+            except SandboxError:
+                pass
+
     def pods(self) -> list[dict[str, Any]]:
         return list(self.client().call("GET", f"{ADMIN}/pods")["pods"])
 
@@ -250,4 +268,4 @@ class Sandbox:
             return response.status_code, {"raw": response.text}
 
 
-__all__ = ["Deployment", "Sandbox", "SandboxError"]
+__all__ = ["Deployment", "Sandbox", "SandboxError", "created_by_deploy"]

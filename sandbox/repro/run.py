@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.engine import Sandbox
+from sandbox.engine import Sandbox, created_by_deploy
 from sandbox.errors import SandboxError, UsageError
 from sandbox.images import Image, resolve
 from sandbox.repro import source as sources
@@ -215,16 +215,13 @@ def _run_image(
 ) -> None:
     run.versions = versions(image)
     say(f"{image.name}: deploy --force (the model server loads the artifact)")
-    created: list[tuple[str, str]] = [("Endpoint", endpoint)]
     started = time.monotonic()
     try:
         deployment = sandbox.deploy(result.uri, image.name, endpoint, force=True)
         run.deployed = True
-        created += [("DeployedModel", deployment.deployed_model), ("ResourcePool", deployment.resource_pool)]
-        dm = deployment.deployed_model
+        created, dm = created_by_deploy(endpoint, deployment), deployment.deployed_model
     except SandboxError as exc:
-        dm = getattr(exc, "deployed_model", "")
-        created += [("DeployedModel", dm), ("ResourcePool", getattr(exc, "resource_pool", ""))]
+        created, dm = created_by_deploy(endpoint, exc), getattr(exc, "deployed_model", "")
         run.deploy_error = {"code": exc.code, "message": exc.message, "hint": exc.hint}
         run.server_errors = _reported_errors(exc.details)
     run.timings["deploy_s"] = time.monotonic() - started
@@ -238,10 +235,7 @@ def _run_image(
         if not run.server_errors and run.verdict == FAILS:
             run.server_errors = [line for log in run.logs for line in error_lines(result.out / log)][-12:]
     finally:
-        for kind, name in reversed(created):
-            if name:
-                with contextlib.suppress(SandboxError):
-                    sandbox.delete(kind, name)
+        sandbox.delete_quietly(created)
 
 
 def _reported_errors(details: str) -> list[str]:

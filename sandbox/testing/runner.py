@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.engine import Sandbox
+from sandbox.engine import Sandbox, created_by_deploy
 from sandbox.errors import SandboxError
 from sandbox.repro.source import materialize
 from sandbox.runtimes.serverlog import failure_report
@@ -98,18 +98,10 @@ class ScenarioRun:
                 replicas=self.scenario.deploy.replicas,
             )
             self.deployed_model = deployment.deployed_model
-            self.created = [
-                ("Endpoint", self.endpoint),
-                ("DeployedModel", deployment.deployed_model),
-                ("ResourcePool", deployment.resource_pool),
-            ]
+            self.created = created_by_deploy(self.endpoint, deployment)
         except SandboxError as exc:
             self.deploy_error = exc
-            self.created = [
-                ("Endpoint", self.endpoint),
-                ("DeployedModel", getattr(exc, "deployed_model", "")),
-                ("ResourcePool", getattr(exc, "resource_pool", "")),
-            ]
+            self.created = created_by_deploy(self.endpoint, exc)
         self._assert_deploy()
 
     def _artifact_uri(self) -> str:
@@ -216,10 +208,7 @@ class ScenarioRun:
 
     def cleanup(self) -> None:
         """Delete what this run created in the sandbox (resources and its upload), then its temp folder."""
-        for kind, name in self.created:
-            if name:
-                with contextlib.suppress(SandboxError):
-                    self.sandbox.delete(kind, name)
+        self.sandbox.delete_quietly(self.created)
         if self.uploaded:
             with contextlib.suppress(SandboxError):
                 self.sandbox.delete_version(self.uploaded)
