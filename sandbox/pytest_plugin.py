@@ -113,8 +113,16 @@ def sandbox(pytestconfig: pytest.Config) -> Sandbox:
 
 
 def is_scenario_file(path: Path) -> bool:
-    """YAML files under a ``scenarios`` folder, and ``scenario*.yaml`` anywhere (what ``repro`` writes)."""
-    return path.suffix in (".yaml", ".yml") and ("scenarios" in path.parts or path.name.startswith("scenario"))
+    """YAML files under a ``scenarios`` folder, and ``scenario*.yaml`` files elsewhere that start with a
+    ``scenario:`` key (what ``repro`` writes), so that other tools' YAML files are left alone."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    if "scenarios" in path.parts:
+        return True
+    try:
+        return path.name.startswith("scenario") and path.read_text(errors="replace").lstrip().startswith("scenario:")
+    except OSError:
+        return False
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

@@ -95,6 +95,12 @@ def test_scenario_new_passes_and_fails_when_the_export_changes(
     assert "artifact: ../my_export\n" in scenario and "predictions:" in scenario
     _assert_nothing_left(sandbox)
     _pytest(pytester, sandbox, target).assert_outcomes(passed=1)
+    doc = yaml.safe_load(scenario)  # the same expectation, kept in a file next to the scenario
+    expect = doc["cases"][0]["expect"]
+    (target.parent / "expected.json").write_text(json.dumps(expect.pop("predictions")))
+    expect["predictions_file"] = "expected.json"
+    target.write_text(yaml.safe_dump(doc))
+    _pytest(pytester, sandbox, target).assert_outcomes(passed=1)
     keras.utils.set_random_seed(1)  # a re-export with other weights: same signature, other numbers
     shutil.rmtree(export)
     from sandbox.export import export_tensorflow

@@ -107,5 +107,6 @@ def test_a_multi_image_scenario_yields_one_item_per_image(pytester: pytest.Pytes
 def test_files_repro_writes_are_collected_anywhere(pytester: pytest.Pytester) -> None:
     _write(pytester, GOOD, name="repro-out/scenario/scenario.yaml")
     (pytester.path / "repro-out" / "other.yaml").write_text("not: a scenario\n")
+    (pytester.path / "repro-out" / "scenario-of-another-tool.yaml").write_text("stages: [load]\n")
     result = pytester.runpytest("repro-out", "--collect-only", "-q")
     assert [line for line in result.stdout.lines if "::" in line] == ["repro-out/scenario/scenario.yaml::deploy"]
