@@ -6,7 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from sandbox.errors import UsageError
 from sandbox.repro import report
+from sandbox.repro.source import slug
 from sandbox.repro.run import Repro, ReproRequest, reproduce
 
 __all__ = ["Repro", "ReproRequest", "new_scenario", "repro"]
@@ -24,11 +26,15 @@ def new_scenario(request: ReproRequest, target: Path | None) -> tuple[Repro, lis
 
     ``target`` defaults to ``scenarios/NAME.yaml``; ``request.out`` is only a scratch folder here.
     """
+    target = target or Path("scenarios") / f"{slug(request.source)}.yaml"
+    if target.exists():
+        raise UsageError(
+            f"{target} already exists", code="scenario.exists", hint="choose another file with --out, or remove it"
+        )
     with tempfile.TemporaryDirectory(prefix="gdc-scenario-new-") as scratch:
         request.out = Path(scratch) / "run"
         request.keep_artifact = False
         result = reproduce(request)
-    target = target or Path("scenarios") / f"{result.name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     source = request.source
     in_place = os.path.relpath(Path(source).resolve(), target.parent.resolve())

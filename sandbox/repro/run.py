@@ -104,6 +104,14 @@ def reproduce(request: ReproRequest) -> Repro:
     images = [resolve(name) for name in request.images]
     if not images:
         raise UsageError("give at least one --image", code="repro.no-image", hint="e.g. --image tf2-cpu.2-18")
+    for image in images:
+        if not image.native:
+            raise UsageError(
+                f"image {image.name} cannot run in this sandbox (no {image.framework} {image.version} build for this "
+                "Python), so a reproduction could not tell whether the artifact serves on it",
+                code="repro.image-not-runnable",
+                hint="`gdc-sandbox check --image` still judges the artifact statically for that image",
+            )
     sources.kind_of(request.source)
     out = _prepare_out(request.out)
     work = out / ".work"

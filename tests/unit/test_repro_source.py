@@ -132,3 +132,13 @@ def test_an_unknown_source_is_a_usage_error(tmp_path: Path, capsys: pytest.Captu
 )
 def test_names_come_from_the_source(given: str, expected: str) -> None:
     assert slug(given) == expected
+
+
+def test_an_image_the_sandbox_cannot_run_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "export").mkdir()
+    code = main(["repro", str(tmp_path / "export"), "--image", "tf2-cpu.2-6", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "error[repro.image-not-runnable]: image tf2-cpu.2-6 cannot run in this sandbox" in err
+    assert not (tmp_path / "o").exists()
