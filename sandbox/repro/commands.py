@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sandbox.errors import UsageError
 from sandbox.repro import report
-from sandbox.repro.source import slug
 from sandbox.repro.run import Repro, ReproRequest, reproduce
+from sandbox.repro.source import slug
 
 __all__ = ["Repro", "ReproRequest", "new_scenario", "repro"]
 

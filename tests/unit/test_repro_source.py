@@ -142,3 +142,20 @@ def test_an_image_the_sandbox_cannot_run_is_refused_up_front(
     err = capsys.readouterr().err
     assert code == 2 and "error[repro.image-not-runnable]: image tf2-cpu.2-6 cannot run in this sandbox" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_scenario_new_never_overwrites_a_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "export").mkdir()
+    (tmp_path / "mine.yaml").write_text("scenario: mine\n")
+    argv = [
+        "scenario",
+        "new",
+        str(tmp_path / "export"),
+        "--image",
+        "tf2-cpu.2-18",
+        "--out",
+        str(tmp_path / "mine.yaml"),
+    ]
+    code = main(argv)
+    assert code == 2 and "error[scenario.exists]" in capsys.readouterr().err
+    assert (tmp_path / "mine.yaml").read_text() == "scenario: mine\n"
