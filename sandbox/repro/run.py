@@ -119,7 +119,7 @@ def reproduce(request: ReproRequest) -> Repro:
     try:
         download = _downloader(request.settings) if request.source.startswith("s3://") else None
         src = sources.materialize(request.source, work, max_bytes=request.settings.max_extract_bytes, download=download)
-        probe = Probe(request.instances, "given with --instances") if request.instances is not None else None
+        probe = Probe(request.instances, "given on the command line") if request.instances is not None else None
         result = Repro(
             source=request.source,
             kind=src.kind,
