@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sandbox.engine import Sandbox
 from sandbox.testing.runner import ScenarioRun
 from sandbox.testing.scenario import load_scenario
+
+pytest_plugins = ["pytester"]
 
 SCENARIO = """
 scenario: {name}
@@ -54,3 +57,20 @@ def test_an_s3_artifact_is_deployed_in_place_and_kept(sandbox: Sandbox, tmp_path
     run.cleanup()
     assert [o["key"] for o in sandbox.list_objects("s3://models/users-own/")] == ["users-own/1/model.mar"]
     assert sandbox.list_objects("s3://models/from-bucket/") == [] and _names(sandbox, "scn-from-bucket") == []
+
+
+def test_a_multi_image_scenario_runs_once_per_image(sandbox: Sandbox, pytester: pytest.Pytester) -> None:
+    broken = pytester.path / "scenarios" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "model.mar").write_bytes(b"not a zip archive")
+    text = SCENARIO.format(name="two-images", artifact="broken/").replace(
+        "image: pytorch-cpu.2-4", "images: [pytorch-cpu.2-4, pytorch-cpu.2-1]"
+    )
+    (pytester.path / "scenarios" / "two.yaml").write_text(text)
+    home = str(sandbox.settings.home)
+    result = pytester.runpytest_inprocess("scenarios", "--sandbox-home", home, "-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*two.yaml::deploy[[]pytorch-cpu.2-4[]] PASSED*", "*two.yaml::deploy[[]pytorch-cpu.2-1[]] PASSED*"]
+    )
+    assert sandbox.list_objects("s3://models/two-images/") == [] and _names(sandbox, "scn-two-images") == []
