@@ -37,6 +37,15 @@ def runtime_python(image: Image) -> Path:
     return Path(sys.executable)
 
 
+def _java() -> str:
+    """The first line of ``java -version`` (TorchServe's frontend runs on it)."""
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"not found ({exc})"
+    return (done.stderr or done.stdout).strip().splitlines()[0] if (done.stderr or done.stdout).strip() else "?"
+
+
 def versions(image: Image) -> dict[str, str]:
     """``{"image": ..., "runtime": ..., "python": "3.11.7", "tensorflow-cpu": "2.18.1", ...}``."""
     found = {
@@ -55,6 +64,8 @@ def versions(image: Image) -> dict[str, str]:
         ).stdout
         found.update(json.loads(out))
         found["interpreter"] = str(python)
+        if image.framework == "torch":
+            found["java"] = _java()
     except Exception as exc:  # the report still says what it could not find out
         found["error"] = f"could not read the runtime's versions: {type(exc).__name__}: {str(exc)[:200]}"
     return found

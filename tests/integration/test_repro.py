@@ -151,7 +151,7 @@ def test_a_good_mar_serves_with_a_probe_as_wide_as_its_first_layer(
         assert code == 0 and run["verdict"] == "serves", report["verdict"]
         assert report["request"]["instances"] == [[0.5] * 4] and "base_handler" in report["request"]["how"]
         assert close(run["answer"]["predictions"], reference([[0.5] * 4]), atol=1e-6)
-        assert run["versions"]["torchserve"] and run["versions"]["torch"]
+        assert run["versions"]["torchserve"] and run["versions"]["torch"] and "version" in run["versions"]["java"]
         _assert_nothing_left(sandbox)
 
 
