@@ -17,6 +17,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check $(FIND_LINKS) -r requirements/lock.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api==2.18.1
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m compileall -q sandbox  # bytecode, as a wheel install has it (even with PYTHONDONTWRITEBYTECODE set)
 	$(PY) scripts/verify_env.py
 	@touch $(STAMP)
 
@@ -34,7 +35,9 @@ status:  ## show each component's state, port, PID and log
 test: venv  ## run the whole test suite (unit, integration, scenarios)
 	$(PY) -m pytest tests scenarios --sandbox-new $(PYTEST_ARGS)
 
-bench: venv  ## run the benchmarks in bench/
+bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
+	$(PY) -m compileall -q sandbox  # measure the tool as installed: bytecode up to date
+	$(PY) bench/check_bench.py
 	$(PY) bench/e2e.py
 
 lint: venv  ## ruff and mypy
