@@ -178,7 +178,9 @@ def _sandbox(request: ReproRequest) -> Iterator[Sandbox]:
         yield sandbox
         return
     home = Path(tempfile.mkdtemp(prefix="gdc-repro-"))
-    settings = request.settings.model_copy(update={"home": home, "s3_port": 0, "gateway_port": 0})
+    warm = ",".join(name for name in request.images if resolve(name).framework == "tf") or "none"
+    private = {"home": home, "s3_port": 0, "gateway_port": 0, "warm_images": warm}
+    settings = Settings(**{**request.settings.model_dump(), **private})
     sandbox = Sandbox(settings)
     try:
         request.progress("starting a private sandbox")
