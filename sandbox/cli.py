@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,70 @@ def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
     report = sb.check(args.target, args.image)
     _out(json.dumps(report.to_dict()) if args.format == "json" else report.render_text())
     return 0 if report.ok else 1
+
+
+def cmd_repro(sb: Sandbox, args: argparse.Namespace) -> int:
+    from sandbox.repro.commands import repro
+
+    request = _repro_request(sb, args)
+    request.out = Path(args.out) if args.out else Path(f"repro-{_slug(args.source)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = repro(request)
+    from sandbox.repro.report import verdict_line
+
+    _out(verdict_line(result))
+    _out(f"report: {result.out / 'report.md'}  (scenario: {result.out / 'scenario'}/)")
+    return result.exit_code
+
+
+def cmd_scenario(sb: Sandbox, args: argparse.Namespace) -> int:
+    from sandbox.repro.commands import new_scenario
+    from sandbox.repro.report import verdict_line
+
+    result, written = new_scenario(_repro_request(sb, args), Path(args.out) if args.out else None)
+    _out(verdict_line(result))
+    for path in written:
+        _out(f"wrote {path}: run it with `pytest {path}`")
+    return 0
+
+
+def _repro_request(sb: Sandbox, args: argparse.Namespace) -> Any:
+    from sandbox.repro.run import ReproRequest
+
+    instances = None
+    if args.instances is not None:
+        instances = _json_arg(args.instances, "--instances")
+    elif args.instances_file:
+        try:
+            instances = _json_arg(Path(args.instances_file).read_text(), "--instances-file")
+        except OSError as exc:
+            raise UsageError(f"cannot read --instances-file: {exc}", code="repro.bad-instances") from None
+    if isinstance(instances, dict) and "instances" in instances:
+        instances = instances["instances"]
+    if instances is not None and not isinstance(instances, list):
+        raise UsageError("instances must be a JSON list", code="repro.bad-instances", hint="e.g. '[[1.0, 2.0]]'")
+    return ReproRequest(
+        args.source,
+        args.image,
+        Path("."),
+        instances=instances,
+        use_running=args.use_running,
+        settings=sb.settings,
+        progress=lambda m: _err(f"  ... {m}"),
+    )
+
+
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag} is not valid JSON: {exc}", code="repro.bad-instances",
+                         hint="e.g. --instances '[[1.0, 2.0]]' or a file holding {\"instances\": [...]}") from None
+
+
+def _slug(source: str) -> str:
+    from sandbox.repro.source import slug
+
+    return slug(source)
 
 
 def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
@@ -340,6 +405,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser(
+        "repro",
+        help="reproduce an artifact: check, upload, deploy --force, predict; writes a report and a scenario",
+        description="Reproduce what GDC does with an artifact, in a private sandbox (free ports, a temporary "
+        "home) unless --use-running: check, upload, deploy --force, predict. Writes report.md (verdict first), "
+        "report.json, request.json, logs/ and scenario/ (scenario.yaml and the artifact: copy that folder into "
+        "scenarios/bugs/ to keep the case as a test). Exit 0: it serves on every image; 1: it does not serve "
+        "(the reproduction worked); 2: the reproduction could not run.",
+    )
+    _add_repro_arguments(p)
+    p.add_argument("--out", help="output folder (default ./repro-NAME-TIME/)")
+    p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser(
+        "scenario",
+        help="scenario files: `scenario new SOURCE --image IMG` writes a starting one",
+        description="scenario new: run the artifact once (like repro) and write a scenario that expects what it "
+        "did, pointing at the artifact in place; `pytest FILE` then tells whether it still does.",
+    )
+    p.add_argument("action", choices=("new",))
+    _add_repro_arguments(p)
+    p.add_argument("--out", help="the scenario file to write (default scenarios/NAME.yaml)")
+    p.set_defaults(func=cmd_scenario)
+
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
     p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
     p.add_argument("-n", "--namespace")
@@ -402,6 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_repro_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="version folder, .tar.gz/.tgz/.zip of one, a .mar file, or s3://BUCKET/MODEL/VERSION")
+    p.add_argument("--image", action="append", required=True, help="prebuilt image; repeat to compare images")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--instances", help="JSON list of instances (default: synthesized from the artifact)")
+    group.add_argument("--instances-file", help="a JSON file: a list of instances or {\"instances\": [...]}")
+    p.add_argument("--use-running", action="store_true", help="use the running sandbox instead of a private one")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -415,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(exc.render())
         for diag in getattr(exc, "diagnostics", None) or []:
             _err(_render_diagnostic(diag))
-        return exc.exit_code
+        return 2 if args.command in ("repro", "scenario") else exc.exit_code  # 2: the reproduction could not run
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -43,6 +43,7 @@ class Deployment:
     warnings: list[str]
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     """The preflight checker's warnings and notes on the artifact (errors refuse the deploy)."""
+    resource_pool: str = ""
 
 
 @dataclass
@@ -52,6 +53,16 @@ class Prediction:
     status: int
     body: Any
     warnings: list[str]
+
+
+def created_by_deploy(endpoint: str, outcome: Deployment | SandboxError) -> list[tuple[str, str]]:
+    """(kind, name) of what one :meth:`Sandbox.deploy` call created, whether it succeeded or failed."""
+    if isinstance(outcome, Deployment):
+        names = [outcome.deployed_model, outcome.resource_pool]
+    else:
+        names = [getattr(outcome, "deployed_model", ""), getattr(outcome, "resource_pool", "")]
+    kinds = ("Endpoint", "DeployedModel", "ResourcePool")
+    return [(kind, name) for kind, name in zip(kinds, [endpoint, *names], strict=True) if name]
 
 
 class Sandbox:
@@ -102,6 +113,10 @@ class Sandbox:
     def upload(self, source: Path, uri: str, *, overwrite: bool = False, progress: bool = True) -> UploadResult:
         target = ArtifactURI.parse(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
+
+    def delete_version(self, uri: str) -> int:
+        """Delete every object of the version folder ``uri``; returns how many were deleted."""
+        return self.store().delete_artifact(ArtifactURI.parse(uri))
 
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
@@ -161,6 +176,7 @@ class Sandbox:
                 self._wait_endpoint_serves(endpoint, ns, dm_name, timeout=30)
             except SandboxError as exc:
                 exc.deployed_model = dm_name  # type: ignore[attr-defined]
+                exc.resource_pool = answer.get("resourcePool", "")  # type: ignore[attr-defined]
                 raise
         dm = self.get("DeployedModel", dm_name, ns)[0]
         ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
@@ -173,6 +189,7 @@ class Sandbox:
             endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
             diagnostics=list(dm.get("status", {}).get("diagnostics") or []),
+            resource_pool=answer.get("resourcePool", ""),
         )
 
     def wait_ready(
@@ -276,6 +293,14 @@ class Sandbox:
         ns = namespace or self.settings.project
         return dict(self.client().call("DELETE", f"{ADMIN}/resources/{kind}/{ns}/{name}"))
 
+    def delete_quietly(self, resources: list[tuple[str, str]]) -> None:
+        """Delete each (kind, name) in order, skipping what is already gone (cleaning up after a run)."""
+        for kind, name in resources:
+            try:
+                self.delete(kind, name)
+            except SandboxError:
+                pass
+
     def pods(self) -> list[dict[str, Any]]:
         return list(self.client().call("GET", f"{ADMIN}/pods")["pods"])
 
@@ -330,4 +355,4 @@ _WARNING = re.compile(r'299 \S+ "((?:[^"\\]|\\.)*)"')
 """One ``Warning: 299 AGENT "text"`` value (RFC 7234 form, as the Kubernetes API server sends them)."""
 
 
-__all__ = ["Deployment", "Prediction", "Sandbox", "SandboxError"]
+__all__ = ["Deployment", "Prediction", "Sandbox", "SandboxError", "created_by_deploy"]

@@ -138,6 +138,15 @@ class Store:
                         objects.append(obj)
         return objects
 
+    def delete_artifact(self, uri: ArtifactURI) -> int:
+        """Delete the objects of one version folder (prefix-safe); returns how many there were."""
+        objects = self.list_artifact(uri)
+        for start in range(0, len(objects), 1000):
+            batch = [{"Key": obj["Key"]} for obj in objects[start : start + 1000]]
+            with self._s3_errors(f"deleting {uri}"):
+                self.client.delete_objects(Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(objects)
+
     def list_prefix(self, uri: str) -> list[dict[str, Any]]:
         """Buckets (for ``s3://``) or objects under ``s3://BUCKET/PREFIX`` as {key, size, etag}."""
         if not uri.startswith("s3://"):
