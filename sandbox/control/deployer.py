@@ -30,7 +30,7 @@ from sandbox.control.restarts import PodRestarts, RestartBook, Termination
 from sandbox.control.serving import ServingRecord, ServingRecords
 from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
-from sandbox.images import Image, resolve
+from sandbox.images import Image, nearest_native, resolve
 from sandbox.process import wait_exit
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.forkserver import ForkServers
@@ -274,10 +274,14 @@ class Deployer:
         container = spec["modelSpec"]["modelContainerSpec"]
         image = resolve(container["imageURI"])
         if not image.native:
+            near = nearest_native(image)
             raise DeployFailed(
-                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
+                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python, "
+                "so the sandbox cannot serve it",
                 code="deploy.ImageNotSupported",
-                hint="use the Docker Compose sandbox (real tensorflow/serving image) for this image",
+                hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
+                f"(TensorFlow {near.version} loads SavedModels written by {image.version}); "
+                f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}",
             )
         replicas = self._replicas(namespace, spec)
         if not self.can_read_bucket(namespace, SERVING_IDENTITY, uri.bucket):
@@ -293,7 +297,7 @@ class Deployer:
             shutil.rmtree(artifact_dir)
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
-            self._preflight(artifact_dir, image)
+            self._preflight(key, artifact_dir, image)
         server_args = plan(image, container.get("command", []), container.get("args", [])).server_args
         record = ServingRecord(generation, image.name, str(uri), str(artifact_dir), replicas, list(server_args))
         return record, self._start_pods(key, record, replicas)
@@ -311,11 +315,16 @@ class Deployer:
             )
         return pool_autoscaling(pool).minReplica
 
-    def _preflight(self, artifact_dir: Path, image: Image) -> None:
+    def _preflight(self, key: Key, artifact_dir: Path, image: Image) -> None:
+        """Refuse an artifact with checker errors; keep its warnings and notes in status.diagnostics."""
         from sandbox.artifacts import check_artifact
 
         report = check_artifact(artifact_dir, image)
-        if not report.ok:
+        if report.ok:
+            status = dict(dict(self.store.get(key) or {}).get("status") or {})
+            status["diagnostics"] = report.to_dict()["diagnostics"]
+            self._save_status(key, status)
+        else:
             error = DeployFailed(
                 "the artifact will not serve: "
                 + "; ".join(f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"),
@@ -505,8 +514,7 @@ class Deployer:
             pass  # the restart status stays until every replica runs again
         elif record.generation == generation:
             status["observedGeneration"] = generation
-            status.pop("diagnostics", None)
-            status.pop("failure", None)
+            status.pop("failure", None)  # diagnostics stay: the preflight's warnings on what now serves
             status = with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE)
         elif status.get("failure"):  # a later spec failed: say so again, now that the served one runs
             failure = status["failure"]
