@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,10 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
         for p in sb.stack.pods()
     ]
     _table(rows)
+    compose = sb.stack.compose
+    if compose is not None:
+        _out()
+        _table([("CONTAINER ID", "NAME", "IMAGE", "STATE")] + [astuple(c) for c in compose.containers()])
     return 0 if all(c.state == "running" for c in components) else 1
 
 
@@ -227,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the sandbox (idempotent)").set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every process the sandbox started").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="health, port, PID and log of each component").set_defaults(func=cmd_status)
+    sub.add_parser(
+        "status", help="health, port, PID and log of each component (and each container, on the compose backend)"
+    ).set_defaults(func=cmd_status)
 
     p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
     p.add_argument("source")

@@ -2,6 +2,8 @@
 
 Environment variables (all optional):
 
+- ``GDC_SANDBOX_BACKEND``: ``native`` (local processes, the default) or ``compose`` (MinIO in Docker Compose
+  and one container per model-server replica; README "Docker Compose").
 - ``GDC_SANDBOX_HOME``: state, logs, staged models and the S3 data folder (default ``./.sandbox``).
 - ``GDC_SANDBOX_HOST``: the address every server binds to (default ``127.0.0.1``).
 - ``GDC_SANDBOX_S3_PORT`` / ``GDC_SANDBOX_GATEWAY_PORT``: fixed ports; ``0`` picks a free one.
@@ -14,6 +16,7 @@ Environment variables (all optional):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +31,9 @@ class Settings(BaseSettings):
     """Everything configurable about one sandbox instance."""
 
     model_config = SettingsConfigDict(env_prefix="GDC_SANDBOX_", env_file=".env", extra="ignore")
+
+    backend: Literal["native", "compose"] = "native"
+    """Where the S3 endpoint and the model servers run: local processes, or Docker containers."""
 
     home: Path = Field(default_factory=lambda: Path.cwd() / ".sandbox")
     """Folder holding state, logs, staged artifacts and persisted bucket data."""

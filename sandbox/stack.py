@@ -8,12 +8,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from sandbox.process import ManagedProcess, ProcessRecord, claim_port, stop_group, wait_healthy
 from sandbox.settings import Settings
+
+if TYPE_CHECKING:
+    from sandbox.compose import ComposeProject
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Stack:
             return current, False
         self.settings.ensure_dirs()
         self.down()  # clear a half-dead previous stack (only processes we recorded)
+        self._backend_path.write_text(self.settings.backend)
         host = self.settings.host
         env = self.child_env()
         s3_port = claim_port(self.settings.s3_port, host, "S3 server", "GDC_SANDBOX_S3_PORT")
@@ -107,12 +111,11 @@ class Stack:
         while gw_port == s3_port and not self.settings.gateway_port:  # two free-port picks can coincide
             gw_port = claim_port(0, host, "control plane", "GDC_SANDBOX_GATEWAY_PORT")
         s3_url = f"http://{host}:{s3_port}"
-        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", host, "--port", str(s3_port), "--require-keys"]
-        argv += ["--data-dir", str(self.settings.s3_data_dir)]
-        s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
+        argv, s3_env = self._s3_launch(s3_port)
+        s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env={**env, **s3_env})
         try:
             wait_healthy(
-                s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout
+                s3, "S3 server", s3_url, lambda: _http_ok(s3_url + self._s3_health_path), self.settings.startup_timeout
             )
             gateway_url = f"http://{host}:{gw_port}"
             argv = [sys.executable, "-m", "sandbox.control", "--port", str(gw_port), "--s3-endpoint", s3_url]
@@ -135,6 +138,42 @@ class Stack:
         state.save(self.state_path)
         self._write_credentials(s3_url)
         return state, True
+
+    @property
+    def _backend_path(self) -> Path:
+        return self.settings.state_dir / "backend"
+
+    @property
+    def backend(self) -> str:
+        """The backend of the recorded stack (what `up` started), else the configured one."""
+        try:
+            return self._backend_path.read_text().strip()
+        except OSError:
+            return self.settings.backend
+
+    @property
+    def compose(self) -> ComposeProject | None:
+        """The Compose project of the compose backend (None on the native backend)."""
+        if self.backend != "compose":
+            return None
+        from sandbox.compose import ComposeProject
+
+        return ComposeProject(self.settings)
+
+    def _s3_launch(self, port: int) -> tuple[list[str], dict[str, str]]:
+        """The S3 process: moto on the native backend; on the compose backend, `docker-compose up minio`."""
+        if self.compose is not None:
+            console = claim_port(0, self.settings.host, "MinIO console", "")
+            return self.compose.up_argv(), self.compose.env(port, console)
+        host = self.settings.host
+        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", host, "--port", str(port), "--require-keys"]
+        return [*argv, "--data-dir", str(self.settings.s3_data_dir)], {}
+
+    @property
+    def _s3_health_path(self) -> str:
+        from sandbox.compose import HEALTH_PATH
+
+        return HEALTH_PATH if self.compose is not None else "/moto-api/"
 
     def _write_credentials(self, s3_url: str) -> None:
         self.credentials_path.write_text(
@@ -165,7 +204,10 @@ class Stack:
                 stop_group(state.s3)
                 stopped.append("s3")
         stopped += self._stop_orphan_pods()
+        if self.compose is not None:
+            self.compose.remove()
         self.state_path.unlink(missing_ok=True)
+        self._backend_path.unlink(missing_ok=True)
         return stopped
 
     def _stop_orphan_pods(self) -> list[str]:
@@ -183,7 +225,7 @@ class Stack:
             return []
         result = []
         for name, record, url, health in (
-            ("s3", state.s3, state.s3_url, state.s3_url + "/moto-api/"),
+            ("s3", state.s3, state.s3_url, state.s3_url + self._s3_health_path),
             ("control-plane", state.control, state.gateway_url, state.gateway_url + "/sandbox/v1/health"),
         ):
             if not record.is_alive():

@@ -22,7 +22,7 @@ from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
-from sandbox.runtimes.registry import RUNTIMES
+from sandbox.runtimes.registry import BACKENDS
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 from sandbox.uri import ArtifactURI
@@ -146,12 +146,9 @@ class Deployer:
         spec = dm["spec"]
         uri = ArtifactURI.parse(spec["modelSpec"]["artifactLocation"])
         image = resolve(spec["modelSpec"]["modelContainerSpec"]["imageURI"])
-        if not image.native:
-            raise DeployFailed(
-                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
-                code="deploy.ImageNotSupported",
-                hint="use the Docker Compose sandbox (real tensorflow/serving image) for this image",
-            )
+        refusal = BACKENDS[self.settings.backend][image.framework].refusal(image)
+        if refusal is not None:
+            raise refusal
         replicas = self._replicas(namespace, spec)
         if not self.can_read_bucket(namespace, SERVING_IDENTITY, uri.bucket):
             raise DeployFailed(
@@ -199,7 +196,7 @@ class Deployer:
     def _start_pods(
         self, namespace: str, name: str, generation: int, image: Image, artifact_dir: Path, replicas: int
     ) -> list[PodInfo]:
-        runtime = RUNTIMES[image.framework]
+        runtime = BACKENDS[self.settings.backend][image.framework]
         suffix = f"{random.getrandbits(24):06x}"
 
         def start_one(index: int) -> PodInfo:

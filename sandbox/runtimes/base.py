@@ -22,6 +22,8 @@ from sandbox.images import Image
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes.serverlog import failure_report
 
+FRAMEWORK_NAMES = {"tf": "TensorFlow", "torch": "PyTorch"}
+
 
 @dataclass
 class PodSpec:
@@ -83,6 +85,18 @@ class ModelServerPod:
         self._tmp_dir: Path | None = None
 
     # -- hooks -------------------------------------------------------------------------------
+    @classmethod
+    def refusal(cls, image: Image) -> DeployFailed | None:
+        """Why this runtime cannot serve ``image`` at all (None: it can). Checked before anything is fetched."""
+        if image.native:
+            return None
+        return DeployFailed(
+            f"image {image.name} runs {FRAMEWORK_NAMES[image.framework]} {image.version}, which has no build for this "
+            "Python",
+            code="deploy.ImageNotSupported",
+            hint="the Docker Compose backend runs it (GDC_SANDBOX_BACKEND=compose; README: Docker Compose)",
+        )
+
     def stage(self) -> None:
         """Lay the artifact out where the model server will read it. Override per runtime."""
 
