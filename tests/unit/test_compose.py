@@ -28,6 +28,7 @@ def test_every_gdc_image_has_a_pinned_container_image_and_each_backend_every_fra
 
 def test_override_variables_replace_the_pinned_images(monkeypatch: pytest.MonkeyPatch) -> None:
     assert override_variable("tf2-cpu.2-18") == "GDC_SANDBOX_IMAGE_TF2_CPU_2_18"
+    monkeypatch.delenv("GDC_SANDBOX_IMAGE_TF2_CPU_2_18", raising=False)
     assert container_image("tf2-cpu.2-18") == "tensorflow/serving:2.18.0"
     monkeypatch.setenv("GDC_SANDBOX_IMAGE_TF2_CPU_2_18", "registry.local/gdc/tf2-cpu.2-18:1")
     assert container_image("tf2-cpu.2-18") == "registry.local/gdc/tf2-cpu.2-18:1"
