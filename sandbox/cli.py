@@ -16,7 +16,7 @@ import yaml
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
 from sandbox.jsonpath import render_jsonpath
-from sandbox.settings import SERVING_IDENTITY, Settings
+from sandbox.settings import SERVING_IDENTITY, load_settings
 
 
 def _out(text: str = "") -> None:
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(Sandbox(Settings()), args))
+        return int(args.func(Sandbox(load_settings()), args))
     except SandboxError as exc:
         _err(exc.render())
         diagnostics = getattr(exc, "diagnostics", None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The serving identity GDC pods read the bucket as, and the role it needs.
@@ -94,3 +94,19 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for folder in (self.home, self.state_dir, self.log_dir, self.run_dir, self.s3_data_dir):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings() -> Settings:
+    """:class:`Settings` from the environment; a bad ``GDC_SANDBOX_*`` value is a :class:`UsageError` naming it."""
+    from sandbox.errors import UsageError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GDC_SANDBOX_{'_'.join(str(part) for part in error['loc']).upper()}={error['input']!r}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise UsageError(
+            f"invalid setting: {problems}", code="settings.invalid", hint="fix or unset the variable"
+        ) from None

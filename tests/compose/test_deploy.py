@@ -71,8 +71,8 @@ def test_a_failing_rollout_shows_the_containers_own_log_and_removes_its_containe
 def test_an_image_the_engine_lacks_fails_with_the_variable_that_fixes_it(sandbox: Sandbox, image: str) -> None:
     if pulls_allowed():
         pytest.skip(f"this engine may pull; the test needs {PULL_VARIABLE}=never")
+    endpoint = f"c-missing-{image[-4:].replace('.', '')}"
     with pytest.raises(DeployFailed) as failure:
-        endpoint = f"c-missing-{image[-4:].replace('.', '')}"
         sandbox.deploy("s3://models/c-tf_model/1", image=image, endpoint=endpoint, force=True)  # past the checker
     assert failure.value.code == "deploy.ErrImagePull"
     assert container_image(image) in failure.value.message

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandbox.errors import UsageError
 from sandbox.images import IMAGES, resolve
 from sandbox.runtimes.base import PodSpec
 from sandbox.runtimes.container import TFServingContainer, TorchServeContainer, container_name
 from sandbox.runtimes.container_images import MINIO, UPSTREAM, container_image, override_variable
 from sandbox.runtimes.registry import BACKENDS
+from sandbox.settings import load_settings
 from sandbox.standins import STANDINS, image_variables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +99,11 @@ def test_images_without_a_native_runtime_are_refused_natively_but_not_in_contain
     assert refusal is not None and refusal.code == "deploy.ImageNotSupported"
     assert "GDC_SANDBOX_BACKEND=compose" in refusal.hint
     assert BACKENDS["compose"]["tf"].refusal(old) is None
+
+
+def test_a_bad_backend_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GDC_SANDBOX_BACKEND", "docker")
+    with pytest.raises(UsageError) as info:
+        load_settings()
+    assert info.value.code == "settings.invalid"
+    assert "GDC_SANDBOX_BACKEND='docker'" in info.value.message and "'native' or 'compose'" in info.value.message
