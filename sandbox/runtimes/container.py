@@ -28,7 +28,7 @@ from sandbox.runtimes.base import ModelServerPod
 from sandbox.runtimes.container_images import container_image, override_variable
 from sandbox.runtimes.tensorflow import MODEL_NAME as TF_MODEL_NAME
 from sandbox.runtimes.tensorflow import TFServingPod
-from sandbox.runtimes.torchserve import MAR_NAME, TorchServePod, config_properties
+from sandbox.runtimes.torchserve import MAR_NAME, TorchServePod, config_properties, worker_python_script
 
 LABEL = "gdc-sandbox"
 """Label on every container the sandbox starts; its value is the sandbox home the container belongs to."""
@@ -62,7 +62,12 @@ class ContainerPod(ModelServerPod):
     """
 
     def mounts(self) -> dict[Path, str]:
+        """Host folder -> path in the container, mounted read-only."""
         raise NotImplementedError
+
+    def writable_mounts(self) -> dict[Path, str]:
+        """Host folder -> path in the container, for what the model server writes that the sandbox reads."""
+        return {}
 
     def container_command(self) -> list[str]:
         raise NotImplementedError
@@ -115,7 +120,11 @@ class ContainerPod(ModelServerPod):
             "network_mode": "host",
             "init": True,
             "environment": self.container_env(),
-            "volumes": {str(host.resolve()): {"bind": inside, "mode": "ro"} for host, inside in self.mounts().items()},
+            "volumes": {
+                str(host.resolve()): {"bind": inside, "mode": mode}
+                for mounts, mode in ((self.mounts(), "ro"), (self.writable_mounts(), "rw"))
+                for host, inside in mounts.items()
+            },
             "labels": {
                 LABEL: home_label(Path(os.environ.get("GDC_SANDBOX_HOME", ".sandbox"))),
                 f"{LABEL}.pod": self.spec.name,
@@ -131,14 +140,13 @@ class ContainerPod(ModelServerPod):
     def env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    def extra_logs(self) -> list[Path]:
-        return []  # the container's output, worker lines included, is the pod log
 
 
 class TFServingContainer(ContainerPod, TFServingPod):
-    """``tensorflow/serving``: the model in ``/models/default/1``, the real binary's flags."""
+    """``tensorflow/serving``: the model in ``/model/1`` (the native pods' layout, so messages name the same
+    path), the real binary's flags."""
 
-    BASE_PATH = f"/models/{TF_MODEL_NAME}"
+    BASE_PATH = "/model"
 
     def mounts(self) -> dict[Path, str]:
         return {self.base_path: self.BASE_PATH}
@@ -154,9 +162,24 @@ class TFServingContainer(ContainerPod, TFServingPod):
 
 
 class TorchServeContainer(ContainerPod, TorchServePod):
-    """``pytorch/torchserve``: ``model.mar`` in the model store, TorchServe started as the image starts it."""
+    """``pytorch/torchserve``: ``model.mar`` in the model store, TorchServe's own launcher with the image's config.
+
+    As on the native pods, each worker runs under a small script that keeps a copy of its output
+    (:func:`worker_python_script`): TorchServe drops the last lines of a worker that dies, which are the
+    lines that say why. The launcher is started with the image's ``python3`` and told to use that script
+    as the workers' Python, as :mod:`sandbox.runtimes.ts_launch` does natively.
+    """
 
     HOME = "/home/model-server"
+    WORKER = f"{HOME}/worker"
+    LAUNCH = (
+        "import sys; from ts.model_server import start; sys.executable = sys.argv[1]; "
+        "sys.argv = ['torchserve', *sys.argv[2:]]; start()"
+    )
+
+    @property
+    def worker_dir(self) -> Path:
+        return self.spec.pod_dir / "worker"
 
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
@@ -164,14 +187,34 @@ class TorchServeContainer(ContainerPod, TorchServePod):
         config = config_properties(self.spec.host, self.ports, Path(f"{self.HOME}/model-store"), self.spec.workers)
         (self.spec.pod_dir / "config").mkdir()
         (self.spec.pod_dir / "config" / "config.properties").write_text(config)
+        self.worker_dir.mkdir()
+        script = self.worker_dir / "worker-python"
+        script.write_text(worker_python_script("python3", Path(f"{self.WORKER}/logs")))
+        script.chmod(0o755)
+        self.worker_logs.mkdir()
+        self.worker_logs.chmod(0o777)  # the image's user (model-server in the public image) writes there
         self._ensure_image()
 
     def mounts(self) -> dict[Path, str]:
-        return {self.model_store: f"{self.HOME}/model-store", self.spec.pod_dir / "config": f"{self.HOME}/config"}
+        return {
+            self.model_store: f"{self.HOME}/model-store",
+            self.spec.pod_dir / "config": f"{self.HOME}/config",
+            self.worker_dir: self.WORKER,
+        }
+
+    def writable_mounts(self) -> dict[Path, str]:
+        return {self.worker_logs: f"{self.WORKER}/logs"}
+
+    @property
+    def worker_logs(self) -> Path:
+        return self.worker_dir / "logs"
 
     def container_command(self) -> list[str]:
         return [
-            "torchserve",
+            "python3",
+            "-c",
+            self.LAUNCH,
+            f"{self.WORKER}/worker-python",
             "--foreground",
             "--ts-config",
             f"{self.HOME}/config/config.properties",

@@ -72,9 +72,9 @@ def test_tf_container_runs_the_real_binary_flags_on_host_network_with_a_read_onl
     spec = pod.container_spec()
     assert spec["entrypoint"] == ["tensorflow_model_server"]
     assert spec["command"] == ["--port=18500", "--rest_api_port=18501", "--model_name=default",
-                               "--model_base_path=/models/default"]
+                               "--model_base_path=/model"]
     assert spec["network_mode"] == "host" and spec["init"] is True
-    assert spec["volumes"] == {str((tmp_path / "pod" / "model").resolve()): {"bind": "/models/default", "mode": "ro"}}
+    assert spec["volumes"] == {str((tmp_path / "pod" / "model").resolve()): {"bind": "/model", "mode": "ro"}}
     assert spec["labels"]["gdc-sandbox.image"] == "tf2-cpu.2-18" and spec["name"].startswith("gdcs-")
 
 
@@ -82,10 +82,12 @@ def test_torch_container_starts_torchserve_as_the_image_does(tmp_path: Path) -> 
     pod = TorchServeContainer(_spec(tmp_path, "pytorch-cpu.2-4"))
     pod.ports = {"http": 1, "management": 2, "metrics": 3, "grpc": 4, "grpc_management": 5}
     spec = pod.container_spec()
-    assert spec["entrypoint"] == ["torchserve"]
-    assert spec["command"][:3] == ["--foreground", "--ts-config", "/home/model-server/config/config.properties"]
-    assert {v["bind"] for v in spec["volumes"].values()} == {"/home/model-server/model-store",
-                                                            "/home/model-server/config"}
+    assert spec["entrypoint"] == ["python3"] and "from ts.model_server import start" in spec["command"][1]
+    assert spec["command"][2:6] == ["/home/model-server/worker/worker-python", "--foreground", "--ts-config",
+                                    "/home/model-server/config/config.properties"]
+    mounts = {v["bind"]: v["mode"] for v in spec["volumes"].values()}
+    assert mounts == {"/home/model-server/model-store": "ro", "/home/model-server/config": "ro",
+                      "/home/model-server/worker": "ro", "/home/model-server/worker/logs": "rw"}
 
 
 def test_container_names_stay_within_dockers_limit() -> None:
