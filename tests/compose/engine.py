@@ -64,7 +64,9 @@ class PrivateDockerd:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dockerd exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+                output = self.log.read_text()[-3000:]
+                self.stop()
+                raise RuntimeError(f"dockerd exited with {self.process.returncode}:\n{output}")
             if self.socket.exists() and _answers(self.host):
                 return self
             time.sleep(0.2)
@@ -92,18 +94,22 @@ class PrivateDockerd:
                         container.remove(force=True)
                 except Exception as exc:  # still stop the daemon
                     print(f"could not remove containers: {exc}", file=sys.stderr)
+                started = time.monotonic()
                 self.process.send_signal(signal.SIGTERM)
                 try:
                     self.process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(self.process.pid, signal.SIGKILL)
                     self.process.wait(timeout=10)
+                print(f"dockerd (PID {self.process.pid}) stopped in {time.monotonic() - started:.0f}s", file=sys.stderr)
         finally:
             for line in reversed(Path("/proc/mounts").read_text().splitlines()):
                 mount_point = line.split()[1]
                 if mount_point.startswith(str(self.folder) + "/"):
                     subprocess.run(["umount", "-l", mount_point], check=False)
+            started = time.monotonic()
             shutil.rmtree(self.folder, ignore_errors=True)
+            print(f"removed {self.folder} in {time.monotonic() - started:.0f}s", file=sys.stderr)
 
 
 def _answers(host: str) -> bool:
