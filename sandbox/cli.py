@@ -58,10 +58,10 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
         for p in sb.stack.pods()
     ]
     _table(rows)
-    compose = sb.stack.compose
-    if compose is not None:
+    containers = sb.stack.backend.containers()
+    if containers is not None:
         _out()
-        _table([("CONTAINER ID", "NAME", "IMAGE", "STATE")] + [astuple(c) for c in compose.containers()])
+        _table([("CONTAINER ID", "NAME", "IMAGE", "STATE")] + [astuple(c) for c in containers])
     return 0 if all(c.state == "running" for c in components) else 1
 
 

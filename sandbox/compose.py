@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import SandboxError
+from sandbox.process import claim_port
 from sandbox.runtimes.container import LABEL, home_label
 from sandbox.runtimes.container_images import MINIO, container_image, override_variable
 from sandbox.settings import Settings
@@ -67,8 +68,11 @@ class ContainerRow:
     state: str
 
 
-class ComposeProject:
-    """The Compose project of one sandbox home (its name is derived from the home folder)."""
+class ComposeBackend:
+    """The compose backend's part of the stack (:class:`sandbox.stack.StackBackend`): the Compose project of one
+    sandbox home, named after the home folder."""
+
+    s3_health_path = HEALTH_PATH
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,13 +98,14 @@ class ComposeProject:
             "GDC_SANDBOX_SECRET_KEY": self.settings.secret_key,
         }
 
-    def up_argv(self) -> list[str]:
+    def s3_launch(self, port: int) -> tuple[list[str], dict[str, str]]:
         """Run MinIO in the foreground; the process ends when the container does."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         docker_client()
-        return self.command("up", "--no-color", "--abort-on-container-exit", S3_SERVICE)
+        console = claim_port(0, self.settings.host, "MinIO console", "")
+        return self.command("up", "--no-color", "--abort-on-container-exit", S3_SERVICE), self.env(port, console)
 
-    def remove(self) -> None:
+    def remove_leftovers(self) -> None:
         """``docker-compose down`` (containers only; the bucket data folder stays), then any model-server
         container of this home that outlived its process."""
         env = {**os.environ, **self.env(0, 0)}
@@ -112,7 +117,7 @@ class ComposeProject:
         for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.home}"}):
             container.remove(force=True)
 
-    def containers(self) -> list[ContainerRow]:
+    def containers(self) -> list[ContainerRow] | None:
         client = docker_client()
         rows = []
         for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.home}"}):

@@ -70,7 +70,7 @@ def _check_wheel_exists(minor: str) -> None:
         raise TFRuntimeUnavailable(
             f"TensorFlow {minor} cannot run natively here: there is no tensorflow-cpu {minor} wheel for Python {py} "
             f"(native runtimes: {', '.join(sorted(PINS))}). Use the Docker Compose path instead, which runs the real "
-            f"tensorflow/serving:{minor}.x image: `docker compose up` on a machine with a Docker engine."
+            f"tensorflow/serving:{minor}.x image: `make sandbox-up BACKEND=compose` with a Docker engine."
         )
 
 
