@@ -21,6 +21,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check $(FIND_LINKS) -r requirements/lock.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api==2.18.1
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m compileall -q sandbox  # bytecode, as a wheel install has it (even with PYTHONDONTWRITEBYTECODE set)
 	$(PY) scripts/verify_env.py
 	@touch $(STAMP)
 
@@ -45,7 +46,9 @@ test-compose: venv  ## the compose backend's tests and scenarios, on a private d
 standin-images: venv  ## build the stand-in images into the Docker engine at DOCKER_HOST (no pulls)
 	$(PY) -m sandbox.standins build
 
-bench: venv  ## run the benchmarks in bench/
+bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
+	$(PY) -m compileall -q sandbox  # measure the tool as installed: bytecode up to date
+	$(PY) bench/check_bench.py
 	$(PY) bench/e2e.py
 
 lint: venv  ## ruff and mypy

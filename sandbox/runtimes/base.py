@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -21,6 +21,9 @@ from sandbox.errors import DeployFailed
 from sandbox.images import Image
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes.serverlog import failure_report
+
+if TYPE_CHECKING:
+    from sandbox.runtimes.forkserver import ForkServers
 
 FRAMEWORK_NAMES = {"tf": "TensorFlow", "torch": "PyTorch"}
 
@@ -42,6 +45,8 @@ class PodSpec:
     spawn_record: Path | None = None
     """Where the process record is written the moment the server starts, so that it can be stopped even
     if the control plane goes away while the pod is still loading."""
+    forkservers: ForkServers | None = None
+    """Warm parents this pod's server may be forked from instead of starting cold (runtimes that support it)."""
 
 
 @dataclass
@@ -130,6 +135,23 @@ class ModelServerPod:
     def wait_ready(self, timeout: float) -> None:
         """Block until the model answers; raise :class:`DeployFailed` with the server's own words. Override."""
 
+    def spawn(self) -> ManagedProcess:
+        """Start the model server process (cold); runtimes with fork servers override this."""
+        return ManagedProcess.start(
+            self.spec.name,
+            self.argv(),
+            self.spec.log_path,
+            env=self.env(),
+            cwd=self.spec.pod_dir,
+            record_path=self.spec.spawn_record,
+            scratch_dir=self.tmp_dir,
+        )
+
+    @classmethod
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
+        """Start the fork server of ``image`` if this runtime has them and the image's runtime is installed."""
+        return False
+
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -145,15 +167,7 @@ class ModelServerPod:
             shutil.rmtree(self.spec.pod_dir)
         self.spec.pod_dir.mkdir(parents=True)
         self.stage()
-        self.process = ManagedProcess.start(
-            self.spec.name,
-            self.argv(),
-            self.spec.log_path,
-            env=self.env(),
-            cwd=self.spec.pod_dir,
-            record_path=self.spec.spawn_record,
-            scratch_dir=self.tmp_dir,
-        )
+        self.process = self.spawn()
         try:
             self.wait_ready(timeout)
         except BaseException:

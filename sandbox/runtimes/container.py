@@ -20,15 +20,19 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import DeployFailed
 from sandbox.images import Image
+from sandbox.process import ManagedProcess
 from sandbox.runtimes.base import ModelServerPod
 from sandbox.runtimes.container_images import container_image, override_variable
 from sandbox.runtimes.tensorflow import MODEL_NAME as TF_MODEL_NAME
 from sandbox.runtimes.tensorflow import TFServingPod
 from sandbox.runtimes.torchserve import MAR_NAME, TorchServePod, config_properties, worker_python_script
+
+if TYPE_CHECKING:
+    from sandbox.runtimes.forkserver import ForkServers
 
 LABEL = "gdc-sandbox"
 """Label on every container the sandbox starts; its value is the sandbox home the container belongs to."""
@@ -131,6 +135,14 @@ class ContainerPod(ModelServerPod):
                 f"{LABEL}.image": self.spec.image.name,
             },
         }
+
+    def spawn(self) -> ManagedProcess:
+        """The process standing for the container, started cold: fork servers are the native pods' warm start."""
+        return ModelServerPod.spawn(self)
+
+    @classmethod
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
+        return False
 
     def argv(self) -> list[str]:
         spec_path = self.spec.pod_dir / "container.json"

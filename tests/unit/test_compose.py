@@ -13,7 +13,7 @@ from sandbox.runtimes.base import PodSpec
 from sandbox.runtimes.container import TFServingContainer, TorchServeContainer, container_name
 from sandbox.runtimes.container_images import MINIO, UPSTREAM, container_image, override_variable
 from sandbox.runtimes.registry import BACKENDS
-from sandbox.settings import load_settings
+from sandbox.settings import Settings
 from sandbox.standins import STANDINS, image_variables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +106,6 @@ def test_images_without_a_native_runtime_are_refused_natively_but_not_in_contain
 def test_a_bad_backend_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GDC_SANDBOX_BACKEND", "docker")
     with pytest.raises(UsageError) as info:
-        load_settings()
+        Settings()
     assert info.value.code == "settings.invalid"
-    assert "GDC_SANDBOX_BACKEND='docker'" in info.value.message and "'native' or 'compose'" in info.value.message
+    assert "GDC_SANDBOX_BACKEND='docker'" in info.value.message and "native or compose" in info.value.message
