@@ -170,6 +170,7 @@ class TFServingContainer(ContainerPod, TFServingPod):
             f"--rest_api_port={self.ports['http']}",
             f"--model_name={TF_MODEL_NAME}",
             f"--model_base_path={self.BASE_PATH}",
+            *self.spec.extra.get("server_args", []),  # the DeployedModel's modelContainerSpec args
         ]
 
 

@@ -68,11 +68,12 @@ def _spec(tmp_path: Path, image: str) -> PodSpec:
 
 def test_tf_container_runs_the_real_binary_flags_on_host_network_with_a_read_only_model(tmp_path: Path) -> None:
     pod = TFServingContainer(_spec(tmp_path, "tf2-cpu.2-18"))
+    pod.spec.extra["server_args"] = ["--rest_api_timeout_in_ms=5000"]  # the DeployedModel's container args
     pod.ports = {"http": 18501, "grpc": 18500}
     spec = pod.container_spec()
     assert spec["entrypoint"] == ["tensorflow_model_server"]
     assert spec["command"] == ["--port=18500", "--rest_api_port=18501", "--model_name=default",
-                               "--model_base_path=/model"]
+                               "--model_base_path=/model", "--rest_api_timeout_in_ms=5000"]
     assert spec["network_mode"] == "host" and spec["init"] is True
     assert spec["volumes"] == {str((tmp_path / "pod" / "model").resolve()): {"bind": "/model", "mode": "ro"}}
     assert spec["labels"]["gdc-sandbox.image"] == "tf2-cpu.2-18" and spec["name"].startswith("gdcs-")
