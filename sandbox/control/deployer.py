@@ -140,8 +140,7 @@ class Deployer:
             servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
             **self.replica_facts(key),
         )
-        status.pop("diagnostics", None)
-        status.pop("failure", None)
+        status.pop("failure", None)  # diagnostics stay: the preflight's warnings on what now serves
         self._save_status(key, with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE))
         self.on_ready(key, dm)
 
@@ -175,7 +174,7 @@ class Deployer:
             shutil.rmtree(artifact_dir)
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
-            self._preflight(artifact_dir, image)
+            self._preflight(key, artifact_dir, image)
         return self.start_pods(key, generation, replicas)
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
@@ -191,11 +190,16 @@ class Deployer:
             )
         return pool_autoscaling(pool).minReplica
 
-    def _preflight(self, artifact_dir: Path, image: Image) -> None:
+    def _preflight(self, key: Key, artifact_dir: Path, image: Image) -> None:
+        """Refuse an artifact with checker errors; keep its warnings and notes in status.diagnostics."""
         from sandbox.artifacts import check_artifact
 
         report = check_artifact(artifact_dir, image)
-        if not report.ok:
+        if report.ok:
+            status = dict(dict(self.store.get(key) or {}).get("status") or {})
+            status["diagnostics"] = report.to_dict()["diagnostics"]
+            self._save_status(key, status)
+        else:
             error = DeployFailed(
                 "the artifact will not serve: "
                 + "; ".join(f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from sandbox.errors import DeployFailed
-from sandbox.images import Image
+from sandbox.images import Image, nearest_native
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes.serverlog import failure_report
 
@@ -95,11 +95,14 @@ class ModelServerPod:
         """Why this runtime cannot serve ``image`` at all (None: it can). Checked before anything is fetched."""
         if image.native:
             return None
+        near = nearest_native(image)
         return DeployFailed(
             f"image {image.name} runs {FRAMEWORK_NAMES[image.framework]} {image.version}, which has no build for this "
-            "Python",
+            "Python, so the native sandbox cannot serve it",
             code="deploy.ImageNotSupported",
-            hint="the Docker Compose backend runs it (GDC_SANDBOX_BACKEND=compose; README: Docker Compose)",
+            hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
+            f"({FRAMEWORK_NAMES[image.framework]} {near.version} loads models written by {image.version}); or run the "
+            "real image on the Docker Compose backend (`make sandbox-up BACKEND=compose`; README: Docker Compose)",
         )
 
     def stage(self) -> None:

@@ -2,8 +2,7 @@
 
 ``python_for("2.18", cache)`` is the current interpreter when TF 2.18 is installed here; other
 versions get a virtualenv ``cache/tf-X.Y`` created once with pinned wheels from PyPI, then reused.
-Versions with no wheel for this Python (e.g. 2.6) raise :class:`TFRuntimeUnavailable`: use the
-Docker Compose path, which runs the real ``tensorflow/serving`` image.
+Versions with no wheel for this Python (e.g. 2.6) raise :class:`TFRuntimeUnavailable`.
 
 Example::
 
@@ -69,8 +68,9 @@ def _check_wheel_exists(minor: str) -> None:
     if major_minor < oldest or minor not in PINS:
         raise TFRuntimeUnavailable(
             f"TensorFlow {minor} cannot run natively here: there is no tensorflow-cpu {minor} wheel for Python {py} "
-            f"(native runtimes: {', '.join(sorted(PINS))}). Use the Docker Compose path instead, which runs the real "
-            f"tensorflow/serving:{minor}.x image: `make sandbox-up BACKEND=compose` with a Docker engine."
+            f"(native runtimes: {', '.join(sorted(PINS))}). Serve the model on the nearest of those instead: "
+            "TensorFlow loads SavedModels written by older versions, or run the real image on the Docker Compose "
+            "backend (`make sandbox-up BACKEND=compose`, with a Docker engine)."
         )
 
 

@@ -60,7 +60,14 @@ def serve(app: object, host: str, port: int, name: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)  # type: ignore[arg-type]
+
+    class PlainLogHandler(MotoRequestHandler):  # type: ignore[misc]
+        """Request lines without werkzeug's ANSI colours: s3.log is a file, read with less and grep."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.log("info", '"%s" %s %s', self.requestline, getattr(code, "value", code), size)
+
+    server = make_server(host, port, app, threaded=True, request_handler=PlainLogHandler)  # type: ignore[arg-type]
     print(f"{name} listening on http://{host}:{server.server_port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
