@@ -101,8 +101,9 @@ class ModelServerPod:
             "Python, so the native sandbox cannot serve it",
             code="deploy.ImageNotSupported",
             hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
-            f"({FRAMEWORK_NAMES[image.framework]} {near.version} loads models written by {image.version}); or run the "
-            "real image on the Docker Compose backend (`make sandbox-up BACKEND=compose`; README: Docker Compose)",
+            f"({FRAMEWORK_NAMES[image.framework]} {near.version} loads models written by {image.version}); "
+            f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}; the Docker "
+            "Compose backend runs the real image (`make sandbox-up BACKEND=compose`, README: Docker Compose)",
         )
 
     def stage(self) -> None:
