@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PYTEST_ARGS ?=
+# `make sandbox-up BACKEND=compose`: the Docker Compose backend (README "Docker Compose").
+ifdef BACKEND
+export GDC_SANDBOX_BACKEND := $(BACKEND)
+endif
 
 .DEFAULT_GOAL := help
 
@@ -32,8 +36,15 @@ sandbox-down:  ## stop every process the sandbox started (bucket data and resour
 status:  ## show each component's state, port, PID and log
 	$(VENV)/bin/gdc-sandbox status
 
-test: venv  ## run the whole test suite (unit, integration, scenarios)
-	$(PY) -m pytest tests scenarios --sandbox-new $(PYTEST_ARGS)
+test: venv  ## run the whole test suite (unit, integration, scenarios) on the native backend
+	$(PY) -m pytest tests scenarios --sandbox-new --ignore=tests/compose $(PYTEST_ARGS)
+
+test-compose: venv  ## the compose backend's tests and scenarios, on a private dockerd with stand-in images
+	$(PY) -m tests.compose.engine -- \
+		$(PY) -m pytest tests/compose scenarios --sandbox-new --sandbox-backend compose $(PYTEST_ARGS)
+
+standin-images: venv  ## build the stand-in images into the Docker engine at DOCKER_HOST (no pulls)
+	$(PY) -m sandbox.standins build
 
 bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
 	$(PY) -m compileall -q sandbox  # measure the tool as installed: bytecode up to date
@@ -44,4 +55,4 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check sandbox tests scenarios bench
 	$(VENV)/bin/mypy
 
-.PHONY: help venv sandbox-up sandbox-down status test bench lint
+.PHONY: help venv sandbox-up sandbox-down status test test-compose standin-images bench lint

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,10 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
                 f"restoring DeployedModels after a restart: {restore['done']}/{restore['total']} done"
                 + (f", failed: {', '.join(restore['failed'])}" if restore.get("failed") else "")
             )
+    containers = sb.stack.backend.containers()
+    if containers is not None:
+        _out()
+        _table([("CONTAINER ID", "NAME", "IMAGE", "STATE")] + [astuple(c) for c in containers])
     return 0 if all(c.state == "running" for c in components) else 1
 
 
@@ -397,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the sandbox (idempotent)").set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop every process the sandbox started").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="health, port, PID and log of each component").set_defaults(func=cmd_status)
+    sub.add_parser(
+        "status", help="health, port, PID and log of each component (and each container, on the compose backend)"
+    ).set_defaults(func=cmd_status)
 
     p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
     p.add_argument("source")

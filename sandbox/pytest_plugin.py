@@ -4,7 +4,8 @@
 what ``gdc-sandbox repro`` writes) as one :class:`ScenarioFile` with one :class:`ScenarioItem` per case
 and image. Items use the sandbox already running for ``GDC_SANDBOX_HOME`` (or ``--sandbox-home``); when
 none is running, the plugin starts a private one in a temporary folder on free ports and stops it at the
-end of the session (``--sandbox-keep`` leaves it running).
+end of the session (``--sandbox-keep`` leaves it running);
+``--sandbox-backend compose`` makes that private sandbox run on Docker (README "Docker Compose").
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sandbox.testing.scenario import Case, Scenario, ScenarioError, load_builder
 MARKERS = {
     "tfserving": "needs the TensorFlow runtime",
     "torchserve": "needs the TorchServe runtime (Java)",
-    "requires_docker": "needs a Docker engine (none on the dev/CI machines)",
+    "requires_docker": "needs a Docker engine (`make test-compose` starts a private one)",
     "gdc_verified": "behaviour confirmed on a real GDC cluster",
     "slow": "takes more than a few seconds",
 }
@@ -53,7 +54,8 @@ class SandboxSession:
                 self._sandbox = existing
                 return existing
         self._private_home = Path(tempfile.mkdtemp(prefix="gdc-sandbox-pytest-"))
-        sandbox = Sandbox(Settings(home=self._private_home, s3_port=0, gateway_port=0))
+        backend = self.config.getoption("sandbox_backend") or Settings().backend
+        sandbox = Sandbox(Settings(home=self._private_home, s3_port=0, gateway_port=0, backend=backend))
         sandbox.up()
         self._sandbox = sandbox
         return sandbox
@@ -85,6 +87,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="sandbox_new",
         action="store_true",
         help="always start a private sandbox, even if one is running",
+    )
+    group.addoption(
+        "--sandbox-backend",
+        dest="sandbox_backend",
+        choices=("native", "compose"),
+        default=None,
+        help="backend of the private sandbox: native processes, or Docker containers "
+        "(default: $GDC_SANDBOX_BACKEND, else native)",
     )
     group.addoption(
         "--sandbox-keep",

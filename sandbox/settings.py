@@ -2,6 +2,8 @@
 
 Environment variables (all optional; a ``.env`` file in the working folder is read too, the environment wins):
 
+- ``GDC_SANDBOX_BACKEND``: ``native`` (local processes, the default) or ``compose`` (MinIO in Docker Compose
+  and one container per model-server replica; README "Docker Compose").
 - ``GDC_SANDBOX_HOME``: state, logs, staged models and the S3 data folder (default ``./.sandbox``).
 - ``GDC_SANDBOX_HOST``: the address every server binds to (default ``127.0.0.1``).
 - ``GDC_SANDBOX_S3_PORT`` / ``GDC_SANDBOX_GATEWAY_PORT``: fixed ports; ``0`` picks a free one.
@@ -42,6 +44,7 @@ ROLES = {
 """Every role a binding can name, and what it is granted on."""
 
 ENV_PREFIX = "GDC_SANDBOX_"
+BACKENDS = ("native", "compose")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 
@@ -90,6 +93,9 @@ class Settings:
     Keyword arguments win over ``GDC_SANDBOX_*`` environment variables, which win over ``.env``, which wins
     over the defaults below.
     """
+
+    backend: str = "native"
+    """Where the S3 endpoint and the model servers run: ``native`` local processes, or ``compose`` (Docker)."""
 
     home: Path = field(default_factory=lambda: Path.cwd() / ".sandbox")
     """Folder holding state, logs, staged artifacts and persisted bucket data."""
@@ -162,6 +168,12 @@ class Settings:
             else:
                 value = spec.default
             setattr(self, name, value)
+        if self.backend not in BACKENDS:
+            raise UsageError(
+                f"{ENV_PREFIX}BACKEND={self.backend!r} is not a backend: use {' or '.join(BACKENDS)}",
+                code="settings.invalid",
+                hint=f"fix or unset {ENV_PREFIX}BACKEND (environment or .env)",
+            )
 
     def model_dump(self) -> dict[str, Any]:
         """Every setting by name (the shape :meth:`sandbox.stack.Stack.child_env` passes on to children)."""

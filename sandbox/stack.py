@@ -7,11 +7,49 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox.client import http_call
 from sandbox.process import ManagedProcess, ProcessRecord, claim_port, stop_group, wait_healthy
 from sandbox.settings import Settings
+
+if TYPE_CHECKING:
+    from sandbox.compose import ContainerRow
+
+
+class StackBackend(Protocol):
+    """What differs between backends in the stack: how the S3 endpoint runs, and what may outlive it."""
+
+    s3_health_path: str
+
+    def s3_launch(self, port: int) -> tuple[list[str], dict[str, str]]:
+        """The S3 process's command line and extra environment."""
+
+    def remove_leftovers(self) -> None:
+        """After the processes are stopped: remove what they may have left (containers)."""
+
+    def containers(self) -> list[ContainerRow] | None:
+        """The backend's containers, for `status` (None: this backend has none)."""
+
+
+class NativeBackend:
+    """Local processes: moto on loopback for S3, persisted to the home's ``s3`` folder."""
+
+    s3_health_path = "/moto-api/"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def s3_launch(self, port: int) -> tuple[list[str], dict[str, str]]:
+        host = self.settings.host
+        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", host, "--port", str(port), "--require-keys"]
+        return [*argv, "--data-dir", str(self.settings.s3_data_dir)], {}
+
+    def remove_leftovers(self) -> None:
+        """Nothing outlives the native processes."""
+
+    def containers(self) -> list[ContainerRow] | None:
+        return None
 
 
 @dataclass
@@ -98,6 +136,7 @@ class Stack:
             return current, False
         self.settings.ensure_dirs()
         self.down()  # clear a half-dead previous stack (only processes we recorded)
+        self._backend_path.write_text(self.settings.backend)  # `down` and `status` act on what `up` started
         host = self.settings.host
         env = self.child_env()
         s3_port = claim_port(self.settings.s3_port, host, "S3 server", "GDC_SANDBOX_S3_PORT")
@@ -105,13 +144,12 @@ class Stack:
         while gw_port == s3_port and not self.settings.gateway_port:  # two free-port picks can coincide
             gw_port = claim_port(0, host, "control plane", "GDC_SANDBOX_GATEWAY_PORT")
         s3_url = f"http://{host}:{s3_port}"
-        argv = [sys.executable, "-m", "sandbox.s3.server", "--host", host, "--port", str(s3_port), "--require-keys"]
-        argv += ["--data-dir", str(self.settings.s3_data_dir)]
-        s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env=env)
+        backend = self.backend
+        argv, s3_env = backend.s3_launch(s3_port)
+        s3 = ManagedProcess.start("s3", argv, self.settings.log_dir / "s3.log", env={**env, **s3_env})
         try:
-            wait_healthy(
-                s3, "S3 server", s3_url, lambda: _http_ok(s3_url + "/moto-api/"), self.settings.startup_timeout
-            )
+            health = s3_url + backend.s3_health_path
+            wait_healthy(s3, "S3 server", s3_url, lambda: _http_ok(health), self.settings.startup_timeout)
             gateway_url = f"http://{host}:{gw_port}"
             argv = [sys.executable, "-m", "sandbox.control", "--port", str(gw_port), "--s3-endpoint", s3_url]
             control = ManagedProcess.start("control-plane", argv, self.settings.log_dir / "control-plane.log", env=env)
@@ -133,6 +171,23 @@ class Stack:
         state.save(self.state_path)
         self._write_credentials(s3_url)
         return state, True
+
+    @property
+    def _backend_path(self) -> Path:
+        return self.settings.state_dir / "backend"
+
+    @property
+    def backend(self) -> StackBackend:
+        """The backend of the recorded stack (what `up` started), else the configured one."""
+        try:
+            name = self._backend_path.read_text().strip()
+        except OSError:
+            name = self.settings.backend
+        if name == "compose":
+            from sandbox.compose import ComposeBackend
+
+            return ComposeBackend(self.settings)
+        return NativeBackend(self.settings)
 
     def _write_credentials(self, s3_url: str) -> None:
         self.credentials_path.write_text(
@@ -163,7 +218,9 @@ class Stack:
                 stop_group(state.s3)
                 stopped.append("s3")
         stopped += self._stop_orphan_pods()
+        self.backend.remove_leftovers()
         self.state_path.unlink(missing_ok=True)
+        self._backend_path.unlink(missing_ok=True)
         return stopped
 
     def _stop_orphan_pods(self) -> list[str]:
@@ -181,7 +238,7 @@ class Stack:
             return []
         result = []
         for name, record, url, health in (
-            ("s3", state.s3, state.s3_url, state.s3_url + "/moto-api/"),
+            ("s3", state.s3, state.s3_url, state.s3_url + self.backend.s3_health_path),
             ("control-plane", state.control, state.gateway_url, state.gateway_url + "/sandbox/v1/health"),
         ):
             if not record.is_alive():

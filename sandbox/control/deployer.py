@@ -30,11 +30,11 @@ from sandbox.control.restarts import PodRestarts, RestartBook, Termination
 from sandbox.control.serving import ServingRecord, ServingRecords
 from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
-from sandbox.images import Image, nearest_native, resolve
+from sandbox.images import Image, resolve
 from sandbox.process import wait_exit
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.forkserver import ForkServers
-from sandbox.runtimes.registry import RUNTIMES
+from sandbox.runtimes.registry import BACKENDS
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 
@@ -90,7 +90,7 @@ class Deployer:
                 print(f"warning: GDC_SANDBOX_WARM_IMAGES: {exc.message}", file=sys.stderr, flush=True)
                 continue
             if image.native:
-                RUNTIMES[image.framework].warm_up(self.forkservers, image)
+                BACKENDS[self.settings.backend][image.framework].warm_up(self.forkservers, image)
 
     # -- queue ---------------------------------------------------------------------------------
     def enqueue(self, key: Key) -> None:
@@ -273,16 +273,9 @@ class Deployer:
         uri = serving_uri(spec["modelSpec"])
         container = spec["modelSpec"]["modelContainerSpec"]
         image = resolve(container["imageURI"])
-        if not image.native:
-            near = nearest_native(image)
-            raise DeployFailed(
-                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python, "
-                "so the sandbox cannot serve it",
-                code="deploy.ImageNotSupported",
-                hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
-                f"(TensorFlow {near.version} loads SavedModels written by {image.version}); "
-                f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}",
-            )
+        refusal = BACKENDS[self.settings.backend][image.framework].refusal(image)
+        if refusal is not None:
+            raise refusal
         replicas = self._replicas(namespace, spec)
         if not self.can_read_bucket(namespace, SERVING_IDENTITY, uri.bucket):
             raise DeployFailed(
@@ -363,7 +356,7 @@ class Deployer:
     def _start_pod(self, pod_name: str, record: ServingRecord) -> PodInfo:
         """Start one model server and wait until it answers; it is held loose until committed or retired."""
         image = resolve(record.image)
-        pod = RUNTIMES[image.framework](
+        pod = BACKENDS[self.settings.backend][image.framework](
             PodSpec(
                 name=pod_name,
                 image=image,

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from sandbox.errors import DeployFailed
-from sandbox.images import Image
+from sandbox.images import Image, nearest_native
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes.serverlog import failure_report
 
 if TYPE_CHECKING:
     from sandbox.runtimes.forkserver import ForkServers
+
+FRAMEWORK_NAMES = {"tf": "TensorFlow", "torch": "PyTorch"}
 
 
 @dataclass
@@ -88,6 +90,22 @@ class ModelServerPod:
         self._tmp_dir: Path | None = None
 
     # -- hooks -------------------------------------------------------------------------------
+    @classmethod
+    def refusal(cls, image: Image) -> DeployFailed | None:
+        """Why this runtime cannot serve ``image`` at all (None: it can). Checked before anything is fetched."""
+        if image.native:
+            return None
+        near = nearest_native(image)
+        return DeployFailed(
+            f"image {image.name} runs {FRAMEWORK_NAMES[image.framework]} {image.version}, which has no build for this "
+            "Python, so the native sandbox cannot serve it",
+            code="deploy.ImageNotSupported",
+            hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
+            f"({FRAMEWORK_NAMES[image.framework]} {near.version} loads models written by {image.version}); "
+            f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}; the Docker "
+            "Compose backend runs the real image (`make sandbox-up BACKEND=compose`, README: Docker Compose)",
+        )
+
     def stage(self) -> None:
         """Lay the artifact out where the model server will read it. Override per runtime."""
 

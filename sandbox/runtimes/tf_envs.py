@@ -69,7 +69,8 @@ def _check_wheel_exists(minor: str) -> None:
         raise TFRuntimeUnavailable(
             f"TensorFlow {minor} cannot run natively here: there is no tensorflow-cpu {minor} wheel for Python {py} "
             f"(native runtimes: {', '.join(sorted(PINS))}). Serve the model on the nearest of those instead: "
-            "TensorFlow loads SavedModels written by older versions."
+            "TensorFlow loads SavedModels written by older versions, or run the real image on the Docker Compose "
+            "backend (`make sandbox-up BACKEND=compose`, with a Docker engine)."
         )
 
 

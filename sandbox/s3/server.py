@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 def build_app(data_dir: str | None, keys: tuple[str, str] | None = None) -> object:
     """moto's S3 app, persisted to ``data_dir`` and guarded by ``keys`` (access key, secret) when given."""
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app: object = DomainDispatcherApplication(create_backend_app)
@@ -50,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         if not access or not secret:
             parser.error("--require-keys needs GDC_SANDBOX_ACCESS_KEY and GDC_SANDBOX_SECRET_KEY in the environment")
         keys = (access, secret)
+    serve(build_app(args.data_dir, keys), args.host, args.port, "S3 endpoint")
+    return 0
+
+
+def serve(app: object, host: str, port: int, name: str) -> None:
+    """Serve a WSGI app built by :func:`build_app` (or wrapping one) until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto.moto_server.werkzeug_app import MotoRequestHandler
+
 
     class PlainLogHandler(MotoRequestHandler):  # type: ignore[misc]
         """Request lines without werkzeug's ANSI colours: s3.log is a file, read with less and grep."""
@@ -60,14 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             self.log("info", '"%s" %s %s', self.requestline, getattr(code, "value", code), size)
 
-    app = build_app(args.data_dir, keys)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=PlainLogHandler)  # type: ignore[arg-type]
-    print(f"S3 endpoint listening on http://{args.host}:{server.server_port}", file=sys.stderr, flush=True)
+    server = make_server(host, port, app, threaded=True, request_handler=PlainLogHandler)  # type: ignore[arg-type]
+    print(f"{name} listening on http://{host}:{server.server_port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
-    return 0
 
 
 if __name__ == "__main__":

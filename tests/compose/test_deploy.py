@@ -1,0 +1,79 @@
+"""Upload -> deploy -> predict on the compose backend: each DeployedModel replica is a container of its image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.engine import Sandbox
+from sandbox.errors import DeployFailed
+from sandbox.runtimes.container import PULL_VARIABLE, pulls_allowed
+from sandbox.runtimes.container_images import container_image
+from tests.compose.conftest import containers_of
+from tests.integration.conftest import close
+from tests.integration.test_bad_inputs import (  # noqa: F401  (the native tests, run here on containers)
+    test_failed_rollout_keeps_the_previous_version_serving,
+    test_missing_bucket_role_fails_with_the_fix_then_grant_makes_it_ready,
+)
+
+INSTANCES = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]]
+
+
+@pytest.mark.parametrize(("model", "image"), [("tf_model", "tf2-cpu.2-18"), ("torch_model", "pytorch-cpu.2-4")])
+def test_a_container_of_the_images_container_image_serves_the_frameworks_numbers(
+    sandbox: Sandbox, docker_client: Any, request: pytest.FixtureRequest, model: str, image: str
+) -> None:
+    folder, reference = request.getfixturevalue(model)
+    uri = f"s3://models/c-{model}/1"
+    sandbox.upload(folder, uri, progress=False)
+    deployment = sandbox.deploy(uri, image=image, endpoint=f"c-{model}".replace("_", "-"))
+
+    status, body = sandbox.predict(deployment.endpoint, INSTANCES)
+    assert status == 200, body
+    assert close(body["predictions"], reference(INSTANCES))
+    assert body["deployedModelId"] == deployment.deployed_model_id
+    [container] = containers_of(docker_client, sandbox, deployment.deployed_model)
+    assert container.status == "running" and container.image.tags == [container_image(image)]
+    assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+    assert [m["Destination"] for m in container.attrs["Mounts"] if m["RW"]] in ([], ["/home/model-server/worker/logs"])
+
+
+def test_a_failing_rollout_shows_the_containers_own_log_and_removes_its_container(
+    sandbox: Sandbox, docker_client: Any, tf_model: tuple[Path, Callable[[Any], Any]], tmp_path: Path
+) -> None:
+    folder, reference = tf_model
+    sandbox.upload(folder, "s3://models/c-roll/1", progress=False)
+    first = sandbox.deploy("s3://models/c-roll/1", image="tf2-cpu.2-18", endpoint="c-roll")
+    [serving] = containers_of(docker_client, sandbox, first.deployed_model)
+    broken = tmp_path / "broken"
+    (broken / "variables").mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    sandbox.upload(broken, "s3://models/c-roll/2", progress=False)
+
+    with pytest.raises(DeployFailed) as failure:
+        sandbox.deploy("s3://models/c-roll/2", image="tf2-cpu.2-18", endpoint="c-roll", force=True)
+
+    details = failure.value.details
+    assert f"started from image {container_image('tf2-cpu.2-18')}" in details  # the container's own output
+    assert "saved_model.pb" in failure.value.message + details
+    assert containers_of(docker_client, sandbox, failure.value.deployed_model) == []  # type: ignore[attr-defined]
+    status, body = sandbox.predict("c-roll", INSTANCES)
+    assert status == 200 and body["deployedModelId"] == first.deployed_model_id
+    assert close(body["predictions"], reference(INSTANCES))
+    serving.reload()
+    assert serving.status == "running"  # the old version's container was never touched
+
+
+@pytest.mark.parametrize("image", ["tf2-cpu.2-14", "tf2-cpu.2-6"])
+def test_an_image_the_engine_lacks_fails_with_the_variable_that_fixes_it(sandbox: Sandbox, image: str) -> None:
+    if pulls_allowed():
+        pytest.skip(f"this engine may pull; the test needs {PULL_VARIABLE}=never")
+    endpoint = f"c-missing-{image[-4:].replace('.', '')}"
+    with pytest.raises(DeployFailed) as failure:
+        sandbox.deploy("s3://models/c-tf_model/1", image=image, endpoint=endpoint, force=True)  # past the checker
+    assert failure.value.code == "deploy.ErrImagePull"
+    assert container_image(image) in failure.value.message
+    assert f"GDC_SANDBOX_IMAGE_{image.upper().replace('-', '_').replace('.', '_')}" in failure.value.hint
