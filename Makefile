@@ -34,6 +34,9 @@ status:  ## show each component's state, port, PID and log
 test: venv  ## run the whole test suite (unit, integration, scenarios)
 	$(PY) -m pytest tests scenarios --sandbox-new $(PYTEST_ARGS)
 
+runtimes: venv  ## create every image's runtime (PyTorch 2.4/2.1 on Python 3.9, TF 2.14) in the runtime cache
+	$(VENV)/bin/gdc-sandbox runtimes install
+
 bench: venv  ## run the benchmarks in bench/
 	$(PY) bench/e2e.py
 
@@ -41,4 +44,4 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check sandbox tests scenarios bench
 	$(VENV)/bin/mypy
 
-.PHONY: help venv sandbox-up sandbox-down status test bench lint
+.PHONY: help venv sandbox-up sandbox-down status test runtimes bench lint

@@ -167,7 +167,18 @@ class Deployer:
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
             self._preflight(artifact_dir, image)
+        RUNTIMES[image.framework].prepare(image, lambda message: self._note_progress(key, generation, message))
         return self._start_pods(namespace, name, generation, image, artifact_dir, replicas)
+
+    def _note_progress(self, key: Key, generation: int, message: str) -> None:
+        """Show a step of a long preparation (creating the image's runtime) as the Deploying condition's message."""
+        dm = self.store.get(key)
+        if dm is None or int(dm["metadata"]["generation"]) != generation:
+            return
+        status = dict(dm.get("status") or {})
+        status["primaryCondition"] = condition("False", "Deploying", message)
+        status["conditions"] = [status["primaryCondition"]]
+        self._save_status(key, status)
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
         ref = spec.get("resourcePoolRef")

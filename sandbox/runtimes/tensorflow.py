@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from sandbox.images import Image
+from sandbox.runtimes import envs
 from sandbox.runtimes.base import ModelServerPod, json_or_text
 
 MODEL_NAME = "default"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def runtime_cache() -> Path:
-    """Where per-version TensorFlow environments are cached (shared by every sandbox home)."""
-    return Path(os.environ.get("GDC_SANDBOX_RUNTIME_CACHE", Path.home() / ".cache" / "gdc-sandbox" / "runtimes"))
 
 
 class TFServingPod(ModelServerPod):
@@ -40,15 +36,15 @@ class TFServingPod(ModelServerPod):
         self.allocate_ports("http", "grpc")
         shutil.copytree(self.spec.artifact_dir, self.base_path / "1")
 
-    def python(self) -> Path:
-        from sandbox.runtimes.tf_envs import python_for
+    @classmethod
+    def env_spec(cls, image: Image) -> envs.EnvSpec | None:
+        from sandbox.runtimes.tf_envs import env_spec
 
-        progress = self.spec.extra.get("progress") or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        return Path(python_for(self.spec.image.version, runtime_cache(), progress))
+        return env_spec(image.version)
 
     def argv(self) -> list[str]:
         return [
-            str(self.python()),
+            str(self.python),
             "-m",
             "sandbox.runtimes.tfserving",
             f"--port={self.ports['grpc']}",
