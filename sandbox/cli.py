@@ -218,7 +218,9 @@ def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
     for rt in chosen:
         if rt.problem:
             _err(f"skipped {','.join(i.name for i in rt.images)}: {rt.problem}")
-    progress = (lambda msg: _err(f"  ... {msg}"))
+    def progress(message: str) -> None:
+        _err(f"  ... {message}")
+
     for rt in todo:
         assert rt.spec is not None
         if args.action == "download":
@@ -345,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="*", metavar="IMAGE")
     r = rsub.add_parser("install", help="create the runtimes of IMAGE... (default: all) from PyPI or --from DIR")
     r.add_argument("images", nargs="*", metavar="IMAGE")
-    r.add_argument("--from", dest="source", metavar="DIR", help="a wheelhouse written by `runtimes download` (no network)")
+    r.add_argument("--from", dest="source", metavar="DIR", help="a wheelhouse from `runtimes download` (no network)")
     r = rsub.add_parser("download", help="write the wheels of IMAGE... (default: all) into DIR, to carry offline")
     r.add_argument("dir", metavar="DIR")
     r.add_argument("images", nargs="*", metavar="IMAGE")

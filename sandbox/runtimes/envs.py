@@ -57,7 +57,7 @@ class EnvSpec:
 
 
 def cache_dir() -> Path:
-    """The one folder holding every runtime (``GDC_SANDBOX_RUNTIME_CACHE``, default ``~/.cache/gdc-sandbox/runtimes``)."""
+    """The one folder of every runtime: ``GDC_SANDBOX_RUNTIME_CACHE``, default ``~/.cache/gdc-sandbox/runtimes``."""
     default = Path.home() / ".cache" / "gdc-sandbox" / "runtimes"
     return Path(os.environ.get("GDC_SANDBOX_RUNTIME_CACHE") or default).expanduser()
 
@@ -98,7 +98,7 @@ def interpreter_version(python: str) -> str | None:
 
 
 def find_python(version: str | None) -> Path:
-    """An interpreter of Python ``version`` (with ``venv``); raises :class:`RuntimeUnavailable` saying how to get one."""
+    """An interpreter of Python ``version``; raises :class:`RuntimeUnavailable` saying how to get one."""
     if version is None:
         return Path(sys.executable)
     tried: list[str] = []
@@ -157,7 +157,9 @@ def folder_size(path: Path) -> int:
     return total
 
 
-def ensure(spec: EnvSpec, cache: Path | None = None, progress: Progress = print, wheelhouse: Path | None = None) -> Path:
+def ensure(
+    spec: EnvSpec, cache: Path | None = None, progress: Progress = print, wheelhouse: Path | None = None
+) -> Path:
     """The interpreter of ``spec``'s environment, created first if needed (from ``wheelhouse`` with no network)."""
     if spec.python is None and not spec.packages:
         return Path(sys.executable)
@@ -181,7 +183,7 @@ def _create(spec: EnvSpec, cache: Path, progress: Progress, wheelhouse: Path | N
     target = env_dir(spec, cache)
     base = find_python(spec.python)
     log = cache / f"{spec.key}.install.log"
-    source = f"from the wheelhouse {wheelhouse} (no network)" if wheelhouse else f"downloading {spec.size_note} from PyPI"
+    source = f"from the wheelhouse {wheelhouse} (no network)" if wheelhouse else f"downloading {spec.size_note}"
     started = time.monotonic()
     python = env_python(spec, cache)
     if stamp_of(spec, cache) and python.exists():  # an older set of pins: pip brings it up to date in place

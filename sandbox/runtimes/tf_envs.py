@@ -82,7 +82,7 @@ def env_spec(tf_version: str) -> envs.EnvSpec | None:
         python=None,
         packages=tuple(deps),
         no_deps=(serving_api,),
-        size_note="about 0.3 GB (1.5 GB on disk, about a minute)",
+        size_note="about 0.3 GB from PyPI (1.3 GB on disk, about 2 min)",
         verify=_VERIFY,
     )
 

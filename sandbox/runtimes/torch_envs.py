@@ -48,6 +48,6 @@ def env_spec(torch_version: str) -> envs.EnvSpec:
         title=f"PyTorch {torch} + torchvision {vision} on Python {PYTHON}",
         python=PYTHON,
         packages=(f"torch=={torch}", f"torchvision=={vision}", TORCHSERVE, *EXTRA),
-        size_note="about 2.8 GB (torch's CUDA build and its nvidia-* libraries; 5 GB on disk, 3-6 min)",
+        size_note="about 2.8 GB from PyPI (torch's CUDA build and its nvidia-* libraries; 5 GB on disk, 3-8 min)",
         verify=VERIFY,
     )

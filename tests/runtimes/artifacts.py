@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.export import archive_mar, export_tensorflow
+from sandbox.testing.pickled import save_whole_model
 
 VERSIONS_HANDLER = """
 import platform
@@ -46,19 +47,6 @@ class WholeModel:
     def handle(self, data, context):
         with torch.no_grad():
             return self.model(torch.tensor(data, dtype=torch.float32)).tolist()
-"""
-
-MYMODEL = """
-import torch
-
-
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.fc(x)
 """
 
 #: Handlers that Python 3.9 cannot import, each next to the way it fails.
@@ -133,21 +121,9 @@ def torchscript_linear(out: Path, scratch: Path) -> Path:
 
 def whole_pickle_plain_load(out: Path, scratch: Path) -> Path:
     """``torch.save(model)`` of a class from mymodel.py (shipped), loaded by a handler with plain ``torch.load``."""
-    import torch
-
-    _write(scratch, "mymodel.py", MYMODEL)
-    sys.path.insert(0, str(scratch))
-    try:
-        import mymodel
-
-        torch.manual_seed(7)
-        net = mymodel.Net().eval()
-        torch.save(net, str(scratch / "model.pt"))
-    finally:
-        sys.path.remove(str(scratch))
-        sys.modules.pop("mymodel", None)
+    module_file, serialized = save_whole_model(scratch, "mymodel")
     handler = _write(scratch, "handler.py", PLAIN_LOAD_HANDLER)
-    archive_mar(scratch / "model.pt", out, handler=str(handler), extra_files=[scratch / "mymodel.py"])
+    archive_mar(serialized, out, handler=str(handler), extra_files=[module_file])
     return out
 
 
