@@ -8,16 +8,18 @@ image, so they deploy one artifact that serves and one that does not. The deploy
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sandbox.artifacts import check_artifact
+from sandbox.engine import Sandbox
 from sandbox.images import IMAGES, resolve
 
 from . import artifacts
-from .conftest import Outcome
+from .conftest import Outcome, predictions
 
 Builder = Callable[[Path, Path], Path]
 
@@ -89,3 +91,20 @@ def test_checker_and_runtime_agree(built: dict[str, Path], deploy: Callable[...,
                             f"{outcome.error[-1500:]}")
     print("\n" + "\n".join(rows))
     assert not disagree, "\n\n".join(disagree)
+
+
+@pytest.mark.slow
+@pytest.mark.tfserving
+@pytest.mark.parametrize("image", ["tf2-cpu.2-14", "tf2-cpu.2-18"])
+def test_keras3_export_checks_clean_and_serves_keras_numbers(
+    sandbox: Sandbox, deploy: Callable[..., Outcome], tmp_path: Path, image: str
+) -> None:
+    """Keras 3 / TF 2.18 exports carry VarHandleOp.debug_name, which TF 2.14 drops: no error, the same numbers."""
+    folder = artifacts.keras3_dense(tmp_path / "v1", tmp_path)
+    report = check_artifact(folder, resolve(image))
+    assert report.ok and not [d for d in report.diagnostics if d.code == "tf.attr-unsupported" and d.severity != "info"]
+    outcome = deploy(folder, image, force=False)
+    assert outcome.served, outcome.error
+    expected = json.loads((tmp_path / "reference.json").read_text())
+    [served] = predictions(sandbox, outcome.endpoint, [[1.0, 1.0, 1.0, 1.0]])
+    assert served == pytest.approx(expected[0], abs=1e-5)
