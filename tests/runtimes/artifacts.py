@@ -119,10 +119,11 @@ def torchscript_linear(out: Path, scratch: Path) -> Path:
     return out
 
 
-def whole_pickle_plain_load(out: Path, scratch: Path) -> Path:
+def whole_pickle_plain_load(out: Path, scratch: Path, handler_source: str = PLAIN_LOAD_HANDLER) -> Path:
     """``torch.save(model)`` of a class from mymodel.py (shipped), loaded by a handler with plain ``torch.load``."""
+    scratch.mkdir(parents=True, exist_ok=True)
     module_file, serialized = save_whole_model(scratch, "mymodel")
-    handler = _write(scratch, "handler.py", PLAIN_LOAD_HANDLER)
+    handler = _write(scratch, "handler.py", handler_source)
     archive_mar(serialized, out, handler=str(handler), extra_files=[module_file])
     return out
 
