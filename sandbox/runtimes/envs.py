@@ -259,7 +259,8 @@ def _short(pip_line: str) -> str:
         verb, items = "Installed", pip_line.split(" ")[2:]
     else:
         return pip_line[:200]
-    return f"{verb} {len(items)} packages: {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}"
+    noun = "package" if len(items) == 1 else "packages"
+    return f"{verb} {len(items)} {noun}: {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}"
 
 
 def download(spec: EnvSpec, dest: Path, progress: Progress = print) -> Path:
