@@ -75,7 +75,8 @@ def judge(
             )
         )
     if t.kind in ("eager-zip", "legacy-pickle") and t.custom_globals and not t.main_globals:
-        _weights_only(t, serialized, base, handler, image, where, out)
+        found = _weights_only(t, serialized, base, handler, image)
+        out.extend(make("mar.weights-only", message, path=where, severity=sev) for message, sev in found)
     loads_unmapped = handler is not None and any(not mapped for _, mapped, _ in handler.torch_loads)
     if t.cuda and (loads_unmapped or (t.kind == "torchscript" and not base)):
         out.append(
@@ -140,32 +141,22 @@ def _version(t: torch_pickle.TorchFile, serialized: str, image: Image, where: st
 
 
 def _weights_only(
-    t: torch_pickle.TorchFile,
-    serialized: str,
-    base: bool,
-    handler: handler_ast.ModuleInfo | None,
-    image: Image,
-    where: str,
-    out: list[Diagnostic],
-) -> None:
+    t: torch_pickle.TorchFile, serialized: str, base: bool, handler: handler_ast.ModuleInfo | None, image: Image
+) -> list[tuple[str, Severity]]:
     """A pickle of custom objects, and how the loader's ``torch.load`` treats it on the image's torch."""
     objects = ", ".join(t.custom_globals[:3])
     calls = [(line, wo) for line, _, wo in handler.torch_loads] if handler is not None and not base else []
     strict = [line for line, wo in calls if wo is True]
     default = base or any(wo is None for _, wo in calls)
     if strict:
-        message = (f"{serialized} pickles custom objects ({objects}) and the handler calls torch.load(..., "
-                   f"weights_only=True) (line {strict[0]}): every torch refuses them ('Weights only load failed')")
-        sev: Severity = "error"
-    elif default and image.version_tuple >= WEIGHTS_ONLY_DEFAULT_FROM:
-        message = (f"{serialized} pickles custom objects ({objects}): torch>=2.6 torch.load(weights_only=True) "
-                   f"refuses them (image torch {image.version})")
-        sev = "error"
-    elif default:
-        message = (f"{serialized} pickles custom objects ({objects}): torch {image.version} (the image) loads them "
-                   "with a FutureWarning, but torch>=2.6 torch.load(weights_only=True) refuses them "
-                   f"(image torch {image.version})")
-        sev = "warning"
-    else:
-        return  # the handler passes weights_only=False: every torch loads it the same way
-    out.append(make("mar.weights-only", message, path=where, severity=sev))
+        return [(f"{serialized} pickles custom objects ({objects}) and the handler calls torch.load(..., "
+                 f"weights_only=True) (line {strict[0]}): every torch refuses them ('Weights only load failed')",
+                 "error")]
+    if default and image.version_tuple >= WEIGHTS_ONLY_DEFAULT_FROM:
+        return [(f"{serialized} pickles custom objects ({objects}): torch>=2.6 torch.load(weights_only=True) "
+                 f"refuses them (image torch {image.version})", "error")]
+    if default:
+        return [(f"{serialized} pickles custom objects ({objects}): torch {image.version} (the image) loads them "
+                 "with a FutureWarning, but torch>=2.6 torch.load(weights_only=True) refuses them "
+                 f"(image torch {image.version})", "warning")]
+    return []  # the handler passes weights_only=False: every torch loads it the same way
