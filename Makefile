@@ -17,6 +17,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check $(FIND_LINKS) -r requirements/lock.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api==2.18.1
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m compileall -q sandbox  # bytecode, as a wheel install has it (even with PYTHONDONTWRITEBYTECODE set)
 	$(PY) scripts/verify_env.py
 	@touch $(STAMP)
 
@@ -37,7 +38,9 @@ test: venv  ## run the whole test suite (unit, integration, scenarios)
 runtimes: venv  ## create every image's runtime (PyTorch 2.4/2.1 on Python 3.9, TF 2.14) in the runtime cache
 	$(VENV)/bin/gdc-sandbox runtimes install
 
-bench: venv  ## run the benchmarks in bench/
+bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
+	$(PY) -m compileall -q sandbox  # measure the tool as installed: bytecode up to date
+	$(PY) bench/check_bench.py
 	$(PY) bench/e2e.py
 
 lint: venv  ## ruff and mypy

@@ -1,42 +1,140 @@
-"""End-to-end timings from one run: sandbox start, deploy-to-first-prediction, and gateway overhead.
+"""The issue-13 table from one run, each row next to its baseline measured in the same run.
 
-    .venv/bin/python bench/e2e.py [--requests 300]
+    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12]
 
-Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF and PyTorch models,
-and prints, for each framework, the median/p99 predict latency through the gateway next to the same
-request sent straight to the model server (the baseline, measured in the same run).
+Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF and PyTorch models, and prints:
+
+- CLI start-up: each command in a new process against the running sandbox, next to ``python -c pass``
+  (wall time and CPU time: on a busy machine CPU time is the steadier of the two);
+- deploy -> first prediction for a tiny TF and a tiny TorchScript model;
+- gateway latency added over calling the pod directly (p50, one client), and throughput with 8 concurrent
+  clients through the gateway vs direct;
+- memory (PSS and USS) of each TF pod while three of them run;
+- `up` after a restart with ``--restore`` DeployedModels, until all are Ready.
+
+Loopback only, bounded in count and time. ``bench/check_bench.py`` has the checker rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import requests
+import psutil
 
 from sandbox.engine import Sandbox
 from sandbox.settings import Settings
 
+BIN = Path(sys.executable).parent
+BODY = json.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]]}).encode()
 
-def timed_requests(session: requests.Session, url: str, body: bytes, count: int) -> list[float]:
-    samples = []
+
+def row(what: str, value: str, baseline: str = "", ratio: str = "") -> None:
+    print(f"{what:<52} {value:>16} {baseline:>22} {ratio:>14}", flush=True)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
+    """Median wall and median CPU seconds of ``argv`` run ``repeat`` times in new processes."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        cpu, start = children_cpu(), time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=False)
+        walls.append(time.perf_counter() - start)
+        cpus.append(children_cpu() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def cli_startup(sb: Sandbox, endpoint: str, repeat: int) -> None:
+    env = {**os.environ, "GDC_SANDBOX_HOME": str(sb.settings.home)}
+    cli = str(BIN / "gdc-sandbox")
+    base_wall, base_cpu = run_timed([sys.executable, "-c", "pass"], env, repeat)
+    row("python -c pass (baseline)", f"{base_wall * 1000:.0f} ms wall", f"{base_cpu * 1000:.0f} ms CPU")
+    commands = (["--help"], ["status"], ["get", "deployedmodels"], ["predict", endpoint, "--instances", "[[1,2]]"])
+    for args in commands:
+        wall, cpu = run_timed([cli, *args], env, repeat)
+        row(
+            f"  gdc-sandbox {args[0]}: added over python -c pass",
+            f"+{(wall - base_wall) * 1000:.0f} ms wall",
+            f"+{(cpu - base_cpu) * 1000:.0f} ms CPU",
+            "goal <= +120 ms",
+        )
+
+
+class Caller:
+    """POSTs to one URL over one kept-alive connection."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+
+    def __call__(self) -> None:
+        self.conn.request("POST", self.path, BODY, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+
+
+def paired_p50(direct_url: str, gateway_url: str, count: int) -> tuple[float, float]:
+    """Median latency (ms) of each URL, calls interleaved so that both see the same machine load."""
+    calls = {"direct": Caller(direct_url), "gateway": Caller(gateway_url)}
+    samples: dict[str, list[float]] = {"direct": [], "gateway": []}
+    for _ in range(20):
+        for call in calls.values():
+            call()  # warm-up
     for _ in range(count):
-        start = time.perf_counter()
-        response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
-        samples.append((time.perf_counter() - start) * 1000)
-        response.raise_for_status()
-    return samples
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples["direct"]), statistics.median(samples["gateway"])
 
 
-def p(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def paired_throughput(direct_url: str, gateway_url: str, clients: int, seconds: float) -> tuple[float, float]:
+    """Requests per second of each URL with ``clients`` threads, in alternating one-second slices."""
+    totals = {direct_url: 0.0, gateway_url: 0.0}
+    for _ in range(max(1, int(seconds))):
+        for url in totals:
+            totals[url] += throughput(url, clients, 1.0)
+    return totals[direct_url] / max(1, int(seconds)), totals[gateway_url] / max(1, int(seconds))
+
+
+def throughput(url: str, clients: int, seconds: float) -> float:
+    """Requests per second with ``clients`` threads, each on its own keep-alive connection."""
+    done = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def worker(i: int, call: Callable[[], None]) -> None:
+        while time.monotonic() < stop:
+            call()
+            done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i, Caller(url))) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - start)
 
 
 def build_models(root: Path) -> dict[str, Path]:
@@ -50,58 +148,103 @@ def build_models(root: Path) -> dict[str, Path]:
     return {"tf": tf_dir, "torch": torch_dir}
 
 
+def deploy_first_prediction(sb: Sandbox, uri: str, image: str, endpoint: str) -> float:
+    start = time.perf_counter()
+    deployment = sb.deploy(uri, image, endpoint)
+    status, answer = sb.predict(deployment.endpoint, [[1.0, 2.0, 3.0, 4.0]])
+    took = time.perf_counter() - start
+    if status != 200:
+        raise RuntimeError(f"{image}: {answer}")
+    return took
+
+
+def pod_url(sb: Sandbox, endpoint: str) -> tuple[str, int]:
+    dm = sb.get("Endpoint", endpoint)[0]["status"]["destinations"][0]["deployedModel"]
+    pod = next(p for p in sb.pods() if p["deployedModel"] == dm)
+    return pod["url"], int(pod["pid"])
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """PSS and USS of a pod's process tree, in MB."""
+    root = psutil.Process(pid)
+    pss = uss = 0
+    for proc in [root, *root.children(recursive=True)]:
+        info = proc.memory_full_info()
+        pss, uss = pss + info.pss, uss + info.uss
+    return pss / 2**20, uss / 2**20
+
+
+def wait_all_ready(sb: Sandbox, names: list[str], timeout: float) -> None:
+    for name in names:
+        sb.wait_ready("DeployedModel", name, sb.settings.project, timeout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each throughput run")
+    parser.add_argument("--repeat", type=int, default=7, help="runs per CLI command")
+    parser.add_argument("--restore", type=int, default=12, help="DeployedModels restored after a restart")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="gdc-bench-"))
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
     sb = Sandbox(Settings(home=home / "sandbox", s3_port=0, gateway_port=0))
-    rows = []
+    print(f"{'what':<52} {'measured':>16} {'same-run baseline':>22} {'ratio / goal':>14}")
     try:
         start = time.perf_counter()
         sb.up()
-        up_s = time.perf_counter() - start
+        row("sandbox up -> ready", f"{time.perf_counter() - start:.2f} s")
         models = build_models(home / "models")
-        body = json.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]]}).encode()
-        for framework, image in (("tf", "tf2-cpu.2-18"), ("torch", "pytorch-cpu.2-4")):
+        for framework, image, goal in (("tf", "tf2-cpu.2-18", "1.0 s"), ("torch", "pytorch-cpu.2-4", "2.0 s")):
             uri = f"s3://models/bench-{framework}/1"
             sb.upload(models[framework], uri, progress=False)
-            start = time.perf_counter()
-            deployment = sb.deploy(uri, image, f"bench-{framework}")
-            status, _ = sb.predict(deployment.endpoint, [[1.0, 2.0, 3.0, 4.0]])
-            first_s = time.perf_counter() - start
-            assert status == 200
-            pod = next(p for p in sb.pods() if p["deployedModel"] == deployment.deployed_model)
-            direct_url = pod["url"] + ("/v1/models/default:predict" if framework == "tf" else "/predictions/model")
-            session = requests.Session()
-            timed_requests(session, deployment.predict_url, body, 20)  # warm-up
-            timed_requests(session, direct_url, body, 20)
-            via_gateway = timed_requests(session, deployment.predict_url, body, args.requests)
-            direct = timed_requests(session, direct_url, body, args.requests)
-            rows.append(
-                (
-                    framework,
-                    first_s,
-                    statistics.median(direct),
-                    statistics.median(via_gateway),
-                    p(direct, 0.99),
-                    p(via_gateway, 0.99),
-                )
-            )
+            took = deploy_first_prediction(sb, uri, image, f"bench-{framework}")
+            row(f"deploy -> first prediction, tiny {framework}", f"{took:.2f} s", "", f"goal <= {goal}")
+
+        cli_startup(sb, "bench-tf", args.repeat)
+
+        for framework in ("tf", "torch"):
+            base, _ = pod_url(sb, f"bench-{framework}")
+            direct_url = base + ("/v1/models/default:predict" if framework == "tf" else "/predictions/model")
+            gateway_url = f"{sb.running().gateway_url}/endpoints/default/bench-{framework}/v1/model:predict"
+            direct, via = paired_p50(direct_url, gateway_url, args.requests)
+            row(f"gateway p50 added, {framework} (1 client)", f"+{via - direct:.2f} ms", f"direct {direct:.2f} ms",
+                "goal <= 1 ms")
+            direct_rps, via_rps = paired_throughput(direct_url, gateway_url, 8, args.seconds)
+            row(f"gateway throughput, {framework} (8 clients)", f"{via_rps:.0f} req/s",
+                f"direct {direct_rps:.0f} req/s", f"{via_rps / direct_rps:.0%} (>= 90%)")
+
+        names = ["bench-tf-bench-tf-1"]
+        for i in (2, 3):
+            uri = f"s3://models/bench-tf{i}/1"
+            sb.upload(models["tf"], uri, progress=False)
+            sb.deploy(uri, "tf2-cpu.2-18", f"bench-tf{i}")
+            names.append(f"bench-tf{i}-bench-tf{i}-1")
+        pids = [pod_url(sb, ep)[1] for ep in ("bench-tf", "bench-tf2", "bench-tf3")]
+        mems = [memory_mb(pid) for pid in pids]
+        row("memory per TF pod, 3 running: PSS", f"{statistics.mean(m[0] for m in mems):.0f} MB",
+            f"USS {statistics.mean(m[1] for m in mems):.0f} MB", "goal <= 150 MB")
+        parents = {psutil.Process(pid).ppid() for pid in pids} - {sb.running().control.pid}
+        for parent in parents:  # the fork server they came from, once per runtime
+            pss, uss = memory_mb(parent)
+            row("  + their fork server (once per TF runtime): PSS", f"{pss - sum(m[0] for m in mems):.0f} MB",
+                f"USS {uss - sum(m[1] for m in mems):.0f} MB")
+
+        for i in range(4, args.restore + 1):
+            uri = f"s3://models/bench-tf{i}/1"
+            sb.upload(models["tf"], uri, progress=False)
+            sb.deploy(uri, "tf2-cpu.2-18", f"bench-tf{i}", wait=False)
+            names.append(f"bench-tf{i}-bench-tf{i}-1")
+        wait_all_ready(sb, names, 300)
+        sb.down()
+        start = time.perf_counter()
+        sb.up()
+        wait_all_ready(sb, names[: args.restore], 300)
+        row(f"up after restart, {args.restore} TF DeployedModels -> all Ready", f"{time.perf_counter() - start:.1f} s",
+            "", "goal <= 10 s (12)")
     finally:
         sb.down()
         shutil.rmtree(home, ignore_errors=True)
-    print(f"sandbox up -> ready: {up_s:.2f} s")
-    print(
-        f"{'model':<7}{'deploy->1st pred':>18}{'direct p50':>12}{'gateway p50':>13}{'added p50':>11}"
-        f"{'direct p99':>12}{'gateway p99':>13}"
-    )
-    for framework, first_s, d50, g50, d99, g99 in rows:
-        print(
-            f"{framework:<7}{first_s:>16.2f} s{d50:>10.2f}ms{g50:>11.2f}ms{g50 - d50:>9.2f}ms"
-            f"{d99:>10.2f}ms{g99:>11.2f}ms"
-        )
 
 
 if __name__ == "__main__":

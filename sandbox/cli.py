@@ -8,14 +8,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError, UsageError
-from sandbox.jsonpath import render_jsonpath
 from sandbox.settings import SERVING_IDENTITY, Settings
+
+if TYPE_CHECKING:
+    from sandbox.engine import Sandbox
+
+# Start-up time matters (scripts poll `get`, hooks run `check`): a command imports what only it needs
+# (yaml, jsonpath, boto3, the checker) inside its function; tests/unit/test_cli_imports.py keeps it so.
 
 
 def _out(text: str = "") -> None:
@@ -145,11 +147,13 @@ def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
     items = sb.get(args.kind, args.name, args.namespace)
     output = args.output or ""
     if output.startswith("jsonpath="):
+        from sandbox.jsonpath import render_jsonpath
+
         target: Any = items[0] if args.name else {"items": items}
         _out(render_jsonpath(target, output[len("jsonpath=") :]))
     elif output in ("json", "yaml"):
         target = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
-        _out(json.dumps(target, indent=2) if output == "json" else yaml.safe_dump(target, sort_keys=False))
+        _out(json.dumps(target, indent=2) if output == "json" else _yaml_dump(target))
     else:
         rows = [("NAMESPACE", "KIND", "NAME", "READY", "REASON", "MESSAGE")]
         for item in items:
@@ -241,7 +245,15 @@ def _default_endpoint(uri: str) -> str:
     return ArtifactURI.parse(uri).model_id.lower().replace("_", "-").replace(".", "-")[:50] + "-ep"
 
 
+def _yaml_dump(document: Any) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(document, sort_keys=False))
+
+
 def _load_manifests(path: Path) -> list[Any]:
+    import yaml
+
     files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
     if not files or not all(f.exists() for f in files):
         raise UsageError(f"no manifest at {path}", code="apply.no-such-file")
@@ -359,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from sandbox.engine import Sandbox
+
         return int(args.func(Sandbox(Settings()), args))
     except SandboxError as exc:
         _err(exc.render())

@@ -1,10 +1,17 @@
-"""HTTP client for the control plane's admin API and gateway; server errors come back as SandboxError."""
+"""HTTP client for the control plane's admin API and gateway; server errors come back as SandboxError.
+
+Standard library only (``http.client`` over one keep-alive connection): every CLI command talks to the
+control plane, and importing ``requests`` would cost more than the call itself.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+from dataclasses import dataclass
 from typing import Any
-
-import requests
+from urllib.parse import urlencode, urlsplit
 
 from sandbox.errors import SandboxError
 
@@ -27,23 +34,99 @@ class RemoteError(SandboxError):
         self.diagnostics = error.get("diagnostics")
 
 
-class ControlPlaneClient:
+@dataclass
+class Answer:
+    """One HTTP answer, read whole."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class HTTPClient:
+    """Requests to one ``http://host:port`` over a kept-alive connection per thread; reconnects once when the
+    server closed an idle connection. Raises ``OSError``/``http.client.HTTPException`` when unreachable."""
+
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self.timeout = timeout
-        self.session = requests.Session()
+        self._local = threading.local()
 
-    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        for attempt in (1, 2):
+            conn = self._connection()
+            conn.timeout = timeout or self.timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            reused = conn.sock is not None
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                response = conn.getresponse()
+                content = response.read()
+            except (ConnectionError, http.client.BadStatusLine) as exc:
+                self.close()
+                # A kept-alive connection the server had closed: send once more on a new one.
+                if attempt == 1 and reused and not isinstance(exc, ConnectionRefusedError):
+                    continue
+                raise
+            except BaseException:
+                self.close()
+                raise
+            if response.will_close:
+                self.close()
+            return Answer(response.status, content, {k.lower(): v for k, v in response.getheaders()})
+        raise AssertionError("unreachable")
+
+
+class ControlPlaneClient:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.http = HTTPClient(base_url, timeout)
+        self.base_url = self.http.base_url
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         try:
-            response = self.session.request(
-                method, self.base_url + path, json=body, params=params, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
+            return self.http.request(method, path, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
             raise SandboxError(
                 f"cannot reach the control plane at {self.base_url}: {exc}",
                 code="sandbox.unreachable",
                 hint="`gdc-sandbox status`; `make sandbox-up`",
             ) from None
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        if params:
+            path += "?" + urlencode(params)
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        response = self._send(method, path, payload, headers)
         try:
             data = response.json()
         except ValueError:
@@ -54,8 +137,15 @@ class ControlPlaneClient:
 
     def post_raw(
         self, path: str, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        return self.session.post(
-            self.base_url + path, data=body, headers={"Content-Type": content_type, **(headers or {})},
-            timeout=self.timeout,
-        )
+    ) -> Answer:
+        return self._send("POST", path, body, {"Content-Type": content_type, **(headers or {})})
+
+
+def http_call(method: str, url: str, timeout: float = 5.0) -> Answer:
+    """One request on a new connection (health probes, one-off calls); raises ``OSError`` when unreachable."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        return HTTPClient(f"{parts.scheme}://{parts.netloc}", timeout).request(method, path)
+    except http.client.HTTPException as exc:
+        raise ConnectionError(str(exc)) from None

@@ -13,16 +13,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandbox.client import ControlPlaneClient, RemoteError
 from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
-from sandbox.s3.client import Store, UploadResult
 from sandbox.settings import Settings
-from sandbox.stack import Stack, StackState
 from sandbox.uri import ArtifactURI
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs (boto3 only to talk to S3)
+    from sandbox.artifacts.report import Report
+    from sandbox.client import ControlPlaneClient
+    from sandbox.s3.client import Store, UploadResult
+    from sandbox.stack import Stack, StackState
 
 ADMIN = "/sandbox/v1"
 
@@ -43,8 +47,13 @@ class Sandbox:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self.stack = Stack(self.settings)
         self._client: ControlPlaneClient | None = None
+
+    @cached_property
+    def stack(self) -> Stack:
+        from sandbox.stack import Stack
+
+        return Stack(self.settings)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def up(self) -> tuple[StackState, bool]:
@@ -61,12 +70,16 @@ class Sandbox:
 
     def client(self) -> ControlPlaneClient:
         """A client of the running control plane, kept while its URL stays the same (keep-alive connections)."""
+        from sandbox.client import ControlPlaneClient
+
         url = self.running().gateway_url.rstrip("/")
         if self._client is None or self._client.base_url != url:
             self._client = ControlPlaneClient(url)
         return self._client
 
     def store(self) -> Store:
+        from sandbox.s3.client import Store
+
         return Store(self.running().s3_url, self.settings.access_key, self.settings.secret_key)
 
     # -- artifacts -------------------------------------------------------------------------------
@@ -78,7 +91,7 @@ class Sandbox:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
         return self.store().list_prefix(uri)
 
-    def check(self, target: str, image: str | None = None) -> Any:
+    def check(self, target: str, image: str | None = None) -> Report:
         """Run the preflight checker on a local path or an ``s3://`` version folder."""
         from sandbox.artifacts import check_artifact
 
@@ -177,9 +190,11 @@ class Sandbox:
                     code="deploy.timeout",
                     hint="`gdc-sandbox status` and the pod log show progress",
                 )
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
+        from sandbox.client import RemoteError
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -189,7 +204,7 @@ class Sandbox:
                     return
             except RemoteError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise DeployFailed(
             f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s", code="deploy.endpoint-timeout"
         )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import psutil
 
@@ -79,14 +79,17 @@ class ManagedProcess:
         cwd: Path | None = None,
         record_path: Path | None = None,
         scratch_dir: Path | None = None,
+        pipes: bool = False,
     ) -> ManagedProcess:
+        """Start ``argv`` with its output in ``log_path``; ``pipes``: stdin and stdout are pipes to us instead
+        (a child that takes orders), and only stderr goes to the log."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log,
+                stderr=log if pipes else subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
@@ -103,6 +106,13 @@ class ManagedProcess:
     @property
     def pid(self) -> int:
         return self.record.pid
+
+    @property
+    def pipes(self) -> tuple[IO[bytes], IO[bytes]] | None:
+        """The child's (stdin, stdout) when it was started with ``pipes=True``."""
+        if self._popen is None or self._popen.stdin is None or self._popen.stdout is None:
+            return None
+        return self._popen.stdin, self._popen.stdout
 
     def is_alive(self) -> bool:
         if self._popen is not None:

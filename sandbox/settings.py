@@ -1,6 +1,6 @@
 """Sandbox settings: one object, read from ``GDC_SANDBOX_*`` environment variables, passed in explicitly.
 
-Environment variables (all optional):
+Environment variables (all optional; a ``.env`` file in the working folder is read too, the environment wins):
 
 - ``GDC_SANDBOX_HOME``: state, logs, staged models and the S3 data folder (default ``./.sandbox``).
 - ``GDC_SANDBOX_HOST``: the address every server binds to (default ``127.0.0.1``).
@@ -9,27 +9,78 @@ Environment variables (all optional):
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
+- ``GDC_SANDBOX_WARM_IMAGES``: images whose framework is imported at start by a parent that forks their model
+  servers (comma-separated; default ``tf2-cpu.2-18``; ``none``: only after their first deploy).
+
+Plain standard library on purpose: every CLI command reads settings, and the CLI must start fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from sandbox.errors import UsageError
 
 #: The serving identity GDC pods read the bucket as, and the role it needs.
 SERVING_IDENTITY = "vai-default-serving-sa"
 BUCKET_VIEWER_ROLE = "project-bucket-object-viewer"
 PREDICTION_USER_ROLE = "vertex-ai-prediction-user"
 
+ENV_PREFIX = "GDC_SANDBOX_"
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
 
-class Settings(BaseSettings):
-    """Everything configurable about one sandbox instance."""
 
-    model_config = SettingsConfigDict(env_prefix="GDC_SANDBOX_", env_file=".env", extra="ignore")
+def _read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a dotenv file (``export`` prefixes, quotes and ``#`` comments allowed)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key.strip().upper()] = value
+    return values
 
-    home: Path = Field(default_factory=lambda: Path.cwd() / ".sandbox")
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in _TRUE | _FALSE:
+                return lowered in _TRUE
+            raise ValueError("expected true or false")
+        return Path(raw) if kind is Path else kind(raw.strip())
+    except ValueError as exc:
+        raise UsageError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}: {exc}",
+            code="settings.invalid",
+            hint=f"fix or unset {ENV_PREFIX}{name.upper()} (environment or .env)",
+        ) from None
+
+
+@dataclass
+class Settings:
+    """Everything configurable about one sandbox instance.
+
+    Keyword arguments win over ``GDC_SANDBOX_*`` environment variables, which win over ``.env``, which wins
+    over the defaults below.
+    """
+
+    home: Path = field(default_factory=lambda: Path.cwd() / ".sandbox")
     """Folder holding state, logs, staged artifacts and persisted bucket data."""
 
     host: str = "127.0.0.1"
@@ -68,6 +119,36 @@ class Settings(BaseSettings):
     prediction_auth: bool = False
     """Require a bearer token of an identity holding vertex-ai-prediction-user (off, as in GDC's Preview)."""
 
+    warm_images: str = "tf2-cpu.2-18"
+    """Images whose fork server starts with the sandbox (comma-separated, or ``none``); see runtimes/forkserver.py."""
+
+    def __init__(self, **values: Any) -> None:
+        fields = {f.name: f for f in dataclasses.fields(Settings)}
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        env = {**_read_env_file(Path(".env")), **{k.upper(): v for k, v in os.environ.items()}}
+        for name, spec in fields.items():
+            if name in values:
+                value = values[name]
+                value = Path(value) if spec.type in ("Path", Path) and not isinstance(value, Path) else value
+            elif (raw := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
+                value = _convert(name, _TYPES[str(spec.type)], raw)
+            elif spec.default_factory is not dataclasses.MISSING:
+                value = spec.default_factory()
+            else:
+                value = spec.default
+            setattr(self, name, value)
+
+    def model_dump(self) -> dict[str, Any]:
+        """Every setting by name (the shape :meth:`sandbox.stack.Stack.child_env` passes on to children)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def warm_image_names(self) -> list[str]:
+        text = self.warm_images.strip()
+        return [] if text.lower() in ("", "none", "off") else [n.strip() for n in text.split(",") if n.strip()]
+
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
@@ -88,3 +169,7 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for folder in (self.home, self.state_dir, self.log_dir, self.run_dir, self.s3_data_dir):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+# Field annotations are strings (``from __future__ import annotations``): map them to converters.
+_TYPES: dict[str, Any] = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from sandbox.client import http_call
 from sandbox.process import ManagedProcess, ProcessRecord, claim_port, stop_group, wait_healthy
 from sandbox.settings import Settings
 
@@ -54,8 +53,8 @@ class ComponentStatus:
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
-        return requests.get(url, timeout=timeout).status_code < 500
-    except requests.RequestException:
+        return http_call("GET", url, timeout).status_code < 500
+    except OSError:
         return False
 
 
@@ -153,8 +152,8 @@ class Stack:
         if state is not None:
             if state.control.is_alive():
                 try:
-                    requests.post(state.gateway_url + "/sandbox/v1/shutdown", timeout=5)
-                except requests.RequestException:
+                    http_call("POST", state.gateway_url + "/sandbox/v1/shutdown", timeout=5)
+                except OSError:
                     pass
                 deadline = time.monotonic() + 30
                 while state.control.is_alive() and time.monotonic() < deadline:
@@ -198,6 +197,6 @@ class Stack:
         if state is None:
             return []
         try:
-            return requests.get(state.gateway_url + "/sandbox/v1/pods", timeout=5).json().get("pods", [])
-        except (requests.RequestException, ValueError):
+            return list(http_call("GET", state.gateway_url + "/sandbox/v1/pods").json().get("pods", []))
+        except (OSError, ValueError):
             return []

@@ -13,14 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.artifacts import layout
-from sandbox.artifacts.mar import check_mar
 from sandbox.artifacts.report import Report
-from sandbox.artifacts.savedmodel import check_savedmodel
 from sandbox.diagnostics import Diagnostic, make
 from sandbox.errors import UsageError
 from sandbox.images import Framework, Image, newest
 
 __all__ = ["Report", "check_artifact"]
+
+
+# Each framework's checks are imported on first use: `gdc-sandbox check` on a SavedModel never loads the
+# archive and pickle readers, and the other way round (the CLI runs in pre-commit hooks; start-up counts).
+def check_savedmodel(path: Path, image: Image) -> list[Diagnostic]:
+    from sandbox.artifacts.savedmodel import check_savedmodel as check
+
+    return check(path, image)
+
+
+def check_mar(path: Path, image: Image, rel: str) -> list[Diagnostic]:
+    from sandbox.artifacts.mar import check_mar as check
+
+    return check(path, image, rel)
 
 
 def check_artifact(path: Path, image: Image | None = None) -> Report:

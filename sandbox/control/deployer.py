@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
+from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
@@ -66,6 +68,19 @@ class Deployer:
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        self.forkservers = ForkServers(settings.log_dir / "forkservers", pods.spawn_record, pods.release)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Start the fork server of each image in ``settings.warm_images`` whose runtime is installed."""
+        for name in self.settings.warm_image_names:
+            try:
+                image = resolve(name)
+            except SandboxError as exc:
+                print(f"warning: GDC_SANDBOX_WARM_IMAGES: {exc.message}", file=sys.stderr, flush=True)
+                continue
+            if image.native:
+                RUNTIMES[image.framework].warm_up(self.forkservers, image)
 
     # -- queue ---------------------------------------------------------------------------------
     def enqueue(self, key: Key) -> None:
@@ -95,6 +110,7 @@ class Deployer:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.forkservers.close()
         for key in list(self.pods.all()):
             self.pods.pop(key)
         # every pod taken out, and those still loading; one spawned after this is stopped by `gdc-sandbox down`
@@ -224,6 +240,7 @@ class Deployer:
                     log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
                     host=self.settings.host,
                     spawn_record=self.pods.spawn_record(pod_name),
+                    forkservers=self.forkservers,
                 )
             )
             try:

@@ -1,16 +1,22 @@
-"""The prediction gateway: Vertex/GDC request and response shapes in front of the model-server pods."""
+"""The prediction gateway: Vertex/GDC request and response shapes in front of the model-server pods.
+
+The hot path stays thin: a request body that is already what the pod needs (``{"instances": [...]}``) is
+forwarded as received, the pod's answer gets its ``deployedModelId`` spliced in rather than re-encoded, and
+each gateway thread keeps one kept-alive connection per pod.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
 from werkzeug.wrappers import Request, Response
 
+from sandbox.client import Answer, HTTPClient
 from sandbox.control.controller import Controller
 from sandbox.control.http import error_body, json_response
 from sandbox.errors import SandboxError, UsageError
@@ -25,14 +31,18 @@ class PredictionGateway:
         self.controller = controller
         self.limit = controller.settings.max_request_bytes
         self.auth = auth
-        self._local = threading.local()
+        self._pods: dict[str, HTTPClient] = {}
+        self._pods_lock = threading.Lock()
 
-    @property
-    def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+    def _client(self, base_url: str) -> HTTPClient:
+        """The (per-thread keep-alive) client of one pod; forgotten pods' clients are dropped now and then."""
+        client = self._pods.get(base_url)
+        if client is None:
+            with self._pods_lock:
+                if len(self._pods) > 256:
+                    self._pods.clear()
+                client = self._pods.setdefault(base_url, HTTPClient(base_url, self.controller.settings.deploy_timeout))
+        return client
 
     def predict(self, request: Request, namespace: str, endpoint: str, raw: bool = False) -> Response:
         if self.auth is not None:
@@ -54,8 +64,8 @@ class PredictionGateway:
         dm_id, pod, _ = self.controller.route(namespace, endpoint)
         if raw:
             return self._forward_raw(pod, data, request.content_type or "application/json", dm_id)
-        payload = self._envelope(data)
-        return self._forward(pod, payload, dm_id)
+        body = self._envelope(data)
+        return self._forward(pod, data if body.keys() == {"instances"} else _reencode(body), dm_id)
 
     @staticmethod
     def _envelope(data: bytes) -> dict[str, Any]:
@@ -85,25 +95,20 @@ class PredictionGateway:
                 code="predict.bad-parameters",
                 hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out',
             )
-        return {"instances": body["instances"]}
+        return dict(body)
 
-    def _post(self, pod: PodInfo, data: bytes, content_type: str) -> requests.Response:
+    def _post(self, pod: PodInfo, data: bytes, content_type: str) -> Answer:
         try:
-            return self.session.post(
-                pod.base_url + pod.predict_path,
-                data=data,
-                headers={"Content-Type": content_type},
-                timeout=self.controller.settings.deploy_timeout,
-            )
-        except requests.RequestException as exc:
+            return self._client(pod.base_url).request("POST", pod.predict_path, data, {"Content-Type": content_type})
+        except (OSError, http.client.HTTPException) as exc:
             raise SandboxError(
                 f"the model server of this endpoint did not answer: {exc}",
                 code="predict.model-server-unreachable",
                 hint="`gdc-sandbox status` shows whether the pod is still running",
             ).with_status(503) from None
 
-    def _forward(self, pod: PodInfo, payload: dict[str, Any], dm_id: str) -> Response:
-        response = self._post(pod, json.dumps(payload).encode(), "application/json")
+    def _forward(self, pod: PodInfo, payload: bytes, dm_id: str) -> Response:
+        response = self._post(pod, payload, "application/json")
         if len(response.content) > self.limit:
             return json_response(
                 error_body(
@@ -121,8 +126,7 @@ class PredictionGateway:
         except ValueError:
             body = {"error": response.text.strip() or f"HTTP {response.status_code}"}
         if response.status_code == 200 and isinstance(body, dict) and "predictions" in body:
-            body["deployedModelId"] = dm_id
-            return json_response(body)
+            return _with_model_id(response.content, body, dm_id)
         message = _server_message(body)
         status = response.status_code if response.status_code >= 400 else 500
         cause = _model_server_cause(Path(pod.process.log_path)) if status >= 500 else ""
@@ -147,9 +151,24 @@ class PredictionGateway:
         return Response(
             response.content,
             status=response.status_code,
-            content_type=response.headers.get("Content-Type", "application/json"),
+            content_type=response.headers.get("content-type", "application/json"),
             headers={"X-Vertex-AI-Deployed-Model-Id": dm_id},
         )
+
+
+def _reencode(body: dict[str, Any]) -> bytes:
+    """What the pod receives when the request held more than the instances: the instances only."""
+    return json.dumps({"instances": body["instances"]}).encode()
+
+
+def _with_model_id(content: bytes, body: dict[str, Any], dm_id: str) -> Response:
+    """The pod's JSON object with ``"deployedModelId"`` added as its last member, without re-encoding it."""
+    if "deployedModelId" in body:
+        body["deployedModelId"] = dm_id
+        return json_response(body)
+    text = content.rstrip()
+    member = b', "deployedModelId": ' + json.dumps(dm_id).encode() + b"}"
+    return Response(text[:-1].rstrip() + member, status=200, mimetype="application/json")
 
 
 def _model_server_cause(log_path: Path) -> str:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -23,6 +23,9 @@ from sandbox.images import Image
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
 from sandbox.runtimes import envs
 from sandbox.runtimes.serverlog import failure_report
+
+if TYPE_CHECKING:
+    from sandbox.runtimes.forkserver import ForkServers
 
 
 @dataclass
@@ -42,6 +45,8 @@ class PodSpec:
     spawn_record: Path | None = None
     """Where the process record is written the moment the server starts, so that it can be stopped even
     if the control plane goes away while the pod is still loading."""
+    forkservers: ForkServers | None = None
+    """Warm parents this pod's server may be forked from instead of starting cold (runtimes that support it)."""
 
 
 @dataclass
@@ -83,6 +88,7 @@ class ModelServerPod:
         self.process: ManagedProcess | None = None
         self.session = requests.Session()
         self._tmp_dir: Path | None = None
+        self._python: Path | None = None
 
     # -- the image's runtime environment -------------------------------------------------------
     @classmethod
@@ -104,11 +110,12 @@ class ModelServerPod:
                 "`gdc-sandbox runtimes list` shows what is installed",
             ) from None
 
-    @property
     def python(self) -> Path:
         """The interpreter that runs this pod's model server (its image's runtime; created on first use)."""
-        progress = self.spec.extra.get("progress") or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        return self.prepare(self.spec.image, progress)
+        if self._python is None:
+            progress = self.spec.extra.get("progress") or (lambda msg: print(msg, file=sys.stderr, flush=True))
+            self._python = self.prepare(self.spec.image, progress)
+        return self._python
 
     # -- hooks -------------------------------------------------------------------------------
     def stage(self) -> None:
@@ -144,6 +151,23 @@ class ModelServerPod:
     def wait_ready(self, timeout: float) -> None:
         """Block until the model answers; raise :class:`DeployFailed` with the server's own words. Override."""
 
+    def spawn(self) -> ManagedProcess:
+        """Start the model server process (cold); runtimes with fork servers override this."""
+        return ManagedProcess.start(
+            self.spec.name,
+            self.argv(),
+            self.spec.log_path,
+            env=self.env(),
+            cwd=self.spec.pod_dir,
+            record_path=self.spec.spawn_record,
+            scratch_dir=self.tmp_dir,
+        )
+
+    @classmethod
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
+        """Start the fork server of ``image`` if this runtime has them and the image's runtime is installed."""
+        return False
+
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -159,15 +183,7 @@ class ModelServerPod:
             shutil.rmtree(self.spec.pod_dir)
         self.spec.pod_dir.mkdir(parents=True)
         self.stage()
-        self.process = ManagedProcess.start(
-            self.spec.name,
-            self.argv(),
-            self.spec.log_path,
-            env=self.env(),
-            cwd=self.spec.pod_dir,
-            record_path=self.spec.spawn_record,
-            scratch_dir=self.tmp_dir,
-        )
+        self.process = self.spawn()
         try:
             self.wait_ready(timeout)
         except BaseException:

@@ -97,7 +97,7 @@ class TorchServePod(ModelServerPod):
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
         self.worker_logs.mkdir(parents=True, exist_ok=True)
-        self.worker_python.write_text(worker_python_script(str(self.python), self.worker_logs))
+        self.worker_python.write_text(worker_python_script(str(self.python()), self.worker_logs))
         self.worker_python.chmod(0o755)
         shutil.copytree(self.spec.artifact_dir, self.model_store)
         (self.spec.pod_dir / "config.properties").write_text(
@@ -106,7 +106,7 @@ class TorchServePod(ModelServerPod):
 
     def argv(self) -> list[str]:
         return [
-            str(self.python),
+            str(self.python()),
             str(LAUNCHER),
             str(self.worker_python),
             "--foreground",

@@ -20,7 +20,7 @@ from sandbox.settings import Settings
 @pytest.fixture
 def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """A second, short-lived sandbox (the session one must not be disturbed)."""
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0, warm_images="none"))
     yield sb
     sb.down()
 

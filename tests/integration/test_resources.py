@@ -120,7 +120,7 @@ def test_traffic_split_follows_the_percentages(
 
 @pytest.fixture
 def auth_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = Sandbox(Settings(home=tmp_path / "auth", s3_port=0, gateway_port=0, prediction_auth=True))
+    sb = Sandbox(Settings(home=tmp_path / "auth", s3_port=0, gateway_port=0, prediction_auth=True, warm_images="none"))
     sb.up()
     yield sb
     sb.down()
