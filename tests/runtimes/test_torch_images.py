@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.artifacts import check_artifact
+from sandbox.artifacts import check_artifact, handler_ast
 from sandbox.engine import Sandbox
 from sandbox.images import resolve
 from sandbox.runtimes.registry import RUNTIMES
@@ -90,3 +90,16 @@ def _serialized(folder: Path, into: Path) -> Path:
     with zipfile.ZipFile(folder / "model.mar") as zf:
         zf.extract("model.pt", into)
     return into / "model.pt"
+
+
+@pytest.mark.parametrize("image", sorted(EXPECTED))
+def test_every_builtin_handler_imports_in_the_images_runtime(image: str) -> None:
+    """The checker accepts TorchServe's built-in handlers on these images: their imports (torchvision, captum,
+    PIL, ...) must all be in the runtime, as in the image."""
+    import subprocess
+
+    python = RUNTIMES["torch"].prepare(resolve(image))
+    modules = [f"ts.torch_handler.{name}" for name in handler_ast.BUILTIN_HANDLERS]
+    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')\n"
+    proc = subprocess.run([str(python), "-c", code, *modules], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
