@@ -219,24 +219,31 @@ def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
         _out(f"\nruntime cache: {cache} ({total / 1e9:.1f} GB; GDC_SANDBOX_RUNTIME_CACHE moves it)")
         return 0
     todo = [rt for rt in chosen if rt.spec is not None]
-    for rt in chosen:
-        if rt.problem:
-            _err(f"skipped {','.join(i.name for i in rt.images)}: {rt.problem}")
+    skipped = [rt for rt in chosen if rt.problem]
+    for rt in skipped:
+        _err(f"skipped {','.join(i.name for i in rt.images)}: {rt.problem}")
     def progress(message: str) -> None:
         _err(f"  ... {message}")
 
-    for rt in todo:
-        assert rt.spec is not None
-        if args.action == "download":
-            envs.download(rt.spec, Path(args.dir), progress)
-            continue
-        wheelhouse = envs.wheelhouse_for(rt.spec, Path(args.source)) if args.source else None
-        state = "already installed" if envs.installed(rt.spec) else "installed"
-        python = envs.ensure(rt.spec, envs.cache_dir(), progress, wheelhouse)
-        _out(f"{rt.spec.key}: {state} ({python}) for {', '.join(i.name for i in rt.images)}")
+    try:
+        for rt in todo:
+            assert rt.spec is not None
+            if args.action == "download":
+                envs.download(rt.spec, Path(args.dir), progress)
+                continue
+            wheelhouse = envs.wheelhouse_for(rt.spec, Path(args.source)) if args.source else None
+            state = "already installed" if envs.installed(rt.spec) else "installed"
+            python = envs.ensure(rt.spec, envs.cache_dir(), progress, wheelhouse)
+            _out(f"{rt.spec.key}: {state} ({python}) for {', '.join(i.name for i in rt.images)}")
+    except envs.RuntimeUnavailable as exc:
+        raise SandboxError(
+            str(exc),
+            code=f"runtimes.{args.action}-failed",
+            hint=f"`gdc-sandbox runtimes list` shows what is installed; pip logs to {envs.cache_dir()}/KEY.install.log",
+        ) from None
     if args.action == "download":
         _out(f"wheelhouse written to {args.dir}; on the air-gapped machine: gdc-sandbox runtimes install --from DIR")
-    return 0
+    return 1 if skipped and args.images else 0
 
 
 def _default_endpoint(uri: str) -> str:

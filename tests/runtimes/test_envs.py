@@ -88,3 +88,18 @@ def test_runtimes_list_names_every_image_and_the_cache(
     assert "torch-2.4   pytorch-cpu.2-4,pytorch-gpu.2-4  not installed" in out
     assert "tf2-cpu.2-6" in out and "unavailable" in out
     assert f"runtime cache: {tmp_path / 'cache'}" in out
+
+
+def test_install_from_a_folder_without_wheels_is_an_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sandbox.cli import main
+
+    monkeypatch.setenv("GDC_SANDBOX_RUNTIME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GDC_SANDBOX_HOME", str(tmp_path / "home"))
+    assert main(["runtimes", "install", "--from", str(tmp_path), "pytorch-cpu.2-4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error[runtimes.install-failed]:") and "gdc-sandbox runtimes download" in err
+    assert "Traceback" not in err and not (tmp_path / "cache" / "torch-2.4").exists()
+    assert main(["runtimes", "install", "tf2-cpu.2-6"]) == 1  # asked for an image no runtime can serve
+    assert "skipped tf2-cpu.2-6: TensorFlow 2.6 cannot run natively here" in capsys.readouterr().err
