@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import SandboxError, UsageError
+from sandbox.kinds import KINDS, canonical_kind
+from sandbox.kubectl import format_items, parse_duration, parse_wait_for, resource_name, split_type_name
 from sandbox.settings import SERVING_IDENTITY, Settings
 
 if TYPE_CHECKING:
@@ -132,43 +134,61 @@ def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
 def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
     documents = [doc for name in args.filename for doc in _load_manifests(Path(name))]
     for item in sb.apply(documents, args.namespace):
-        verb = "configured" if item["changed"] else "unchanged"
-        _out(f"{item['kind'].lower()}/{item['name']} {verb}")
+        for warning in item.get("warnings", []):
+            _err(f"Warning: {item['kind']} {item['name']}: {warning}")
+        _out(f"{resource_name({'kind': item['kind'], 'metadata': item})} {item['action']}")
     if args.wait:
         for doc in documents:
             if doc.get("kind") == "DeployedModel":
                 ns = doc["metadata"].get("namespace") or args.namespace or sb.settings.project
                 sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
-                _out(f"deployedmodel/{doc['metadata']['name']} ready")
+                _out(f"{resource_name(doc)} ready")
     return 0
 
 
-def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
-    items = sb.get(args.kind, args.name, args.namespace)
-    output = args.output or ""
-    if output.startswith("jsonpath="):
-        from sandbox.jsonpath import render_jsonpath
+def _targets(sb: Sandbox, args: argparse.Namespace) -> list[tuple[str, str | None, str | None]]:
+    """(kind, name, namespace) from KIND [NAME], TYPE/NAME, or -f FILE (kubectl's three ways)."""
+    if args.filename:
+        if args.kind:
+            raise UsageError("give either -f FILE or a resource type, not both", code="usage.get")
+        documents = [d for name in args.filename for d in _load_manifests(Path(name))]
+        named = [d for d in documents if isinstance(d, dict) and isinstance(d.get("metadata"), dict)]
+        ns = args.namespace
+        return [
+            (canonical_kind(str(d.get("kind"))), d["metadata"]["name"], d["metadata"].get("namespace") or ns)
+            for d in named
+        ]
+    if not args.kind:
+        raise UsageError(
+            "you must specify the type of resource", code="usage.get", hint="e.g. `gdc-sandbox get deployedmodels`"
+        )
+    if args.kind == "all" and not args.name:
+        return [(kind, None, args.namespace) for kind in KINDS]
+    kind, name = split_type_name(args.kind, args.name)
+    return [(kind, name, args.namespace)]
 
-        target: Any = items[0] if args.name else {"items": items}
-        _out(render_jsonpath(target, output[len("jsonpath=") :]))
-    elif output in ("json", "yaml"):
-        target = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
-        _out(json.dumps(target, indent=2) if output == "json" else _yaml_dump(target))
-    else:
-        rows = [("NAMESPACE", "KIND", "NAME", "READY", "REASON", "MESSAGE")]
-        for item in items:
-            cond = _ready_condition(item)
-            rows.append(
-                (
-                    item["metadata"]["namespace"],
-                    item["kind"],
-                    item["metadata"]["name"],
-                    cond.get("status", "-"),
-                    cond.get("reason", "-"),
-                    cond.get("message", "")[:80],
-                )
-            )
-        _table(rows)
+
+def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
+    targets = _targets(sb, args)
+    items = [item for kind, name, ns in targets for item in sb.get(kind, name, ns)]
+    single = len(targets) == 1 and targets[0][1] is not None
+    text = format_items(items, args.output or "", single)
+    if text or (args.output or "").startswith("jsonpath="):
+        _out(text)
+    elif not items:
+        _err(f"No resources found in {args.namespace or sb.settings.project} namespace.")
+    return 0
+
+
+def cmd_wait(sb: Sandbox, args: argparse.Namespace) -> int:
+    condition = parse_wait_for(args.for_)
+    timeout = parse_duration(args.timeout)
+    for kind, name, ns in _targets(sb, args):
+        if name is None:
+            raise UsageError("wait needs a resource name: TYPE/NAME, TYPE NAME or -f FILE", code="usage.wait")
+        sb.wait_for(kind, name, ns, condition.test, timeout)
+        met = "deleted" if args.for_ == "delete" else "condition met"
+        _out(f"{resource_name({'kind': kind, 'metadata': {'name': name}})} {met}")
     return 0
 
 
@@ -193,14 +213,6 @@ def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
     return 0
 
 
-def _ready_condition(item: dict[str, Any]) -> dict[str, Any]:
-    status = item.get("status") or {}
-    if "primaryCondition" in status:
-        return dict(status["primaryCondition"])
-    conditions = status.get("conditions") or []
-    return dict(conditions[0]) if conditions else {}
-
-
 def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
     from sandbox.runtimes import catalog, envs
 
@@ -222,6 +234,7 @@ def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
     skipped = [rt for rt in chosen if rt.problem]
     for rt in skipped:
         _err(f"skipped {','.join(i.name for i in rt.images)}: {rt.problem}")
+
     def progress(message: str) -> None:
         _err(f"  ... {message}")
 
@@ -250,12 +263,6 @@ def _default_endpoint(uri: str) -> str:
     from sandbox.uri import ArtifactURI
 
     return ArtifactURI.parse(uri).model_id.lower().replace("_", "-").replace(".", "-")[:50] + "-ep"
-
-
-def _yaml_dump(document: Any) -> str:
-    import yaml
-
-    return str(yaml.safe_dump(document, sort_keys=False))
 
 
 def _load_manifests(path: Path) -> list[Any]:
@@ -324,20 +331,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
-    p.add_argument(
-        "-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several"
-    )
+    p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
     p.add_argument("-n", "--namespace")
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
     p.add_argument("--timeout", type=float, default=180.0)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("get", help="show resources (kubectl-shaped)")
-    p.add_argument("kind")
+    p = sub.add_parser("get", help="show resources, kubectl-shaped: get KIND [NAME] | TYPE/NAME | -f FILE")
+    p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint (or TYPE/NAME)")
     p.add_argument("name", nargs="?")
+    p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
     p.add_argument("-n", "--namespace")
-    p.add_argument("-o", "--output", help="yaml | json | jsonpath=EXPR")
+    p.add_argument("-o", "--output", help="json | yaml | name | wide | jsonpath=TEMPLATE (kubectl's syntax)")
     p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser(
+        "wait",
+        help="wait for a condition: TYPE/NAME --for=condition=Ready | --for=jsonpath='{EXPR}'=VALUE | --for=delete",
+    )
+    p.add_argument("kind", nargs="?", help="TYPE/NAME, or TYPE then NAME")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
+    p.add_argument("-n", "--namespace")
+    p.add_argument("--for", dest="for_", required=True, metavar="CONDITION")
+    p.add_argument("--timeout", default="30s", help="e.g. 300s, 5m (default 30s, as kubectl)")
+    p.set_defaults(func=cmd_wait)
 
     p = sub.add_parser("delete", help="delete a resource")
     p.add_argument("kind")
@@ -371,12 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir", metavar="DIR")
     r.add_argument("images", nargs="*", metavar="IMAGE")
     p.set_defaults(func=cmd_runtimes)
+    # kubectl's --kubeconfig is accepted anywhere, so that commands copied from GDC's docs run unchanged.
+    for command in [parser, *sub.choices.values()]:
+        command.add_argument("--kubeconfig", default=argparse.SUPPRESS, help="accepted and ignored (as with kubectl)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "kubeconfig", None) is not None:
+        _err(f"notice: --kubeconfig {args.kubeconfig} is ignored: gdc-sandbox talks to its own control plane")
     try:
         from sandbox.engine import Sandbox
 

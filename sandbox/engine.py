@@ -168,7 +168,7 @@ class Sandbox:
                 and status.get("servingGeneration") == status.get("observedGeneration")
             ):
                 return item
-            if current and cond.get("status") == "False" and cond.get("reason") not in ("Deploying", None):
+            if current and cond.get("reason") not in ("Ready", "Deploying", None):
                 failure = status.get("failure") or {}
                 error = DeployFailed(
                     f"DeployedModel {name} failed: {cond.get('reason')}: {cond.get('message')}",
@@ -191,6 +191,32 @@ class Sandbox:
                     hint="`gdc-sandbox status` and the pod log show progress",
                 )
             time.sleep(0.05)
+
+    def wait_for(
+        self, kind: str, name: str, namespace: str | None, test: Callable[[dict[str, Any] | None], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """Poll a resource until ``test(resource or None)`` holds; raise ``wait.timeout`` naming its last state."""
+        from sandbox.client import RemoteError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item: dict[str, Any] | None = self.get(kind, name, namespace)[0]
+            except RemoteError as exc:
+                if exc.http_status != 404:
+                    raise
+                item = None
+            if test(item):
+                return item
+            if time.monotonic() >= deadline:
+                cond = ((item or {}).get("status") or {}).get("primaryCondition") or {}
+                last = f" (last: {cond.get('reason')}: {cond.get('message')})" if cond else ""
+                raise SandboxError(
+                    f"timed out waiting for the condition on {kind.lower()}s/{name}{last}",
+                    code="wait.timeout",
+                    hint=f"`gdc-sandbox get {kind.lower()} {name} -o yaml` shows its status",
+                )
+            time.sleep(0.2)
 
     def _wait_endpoint_serves(self, endpoint: str, namespace: str, dm_name: str, timeout: float) -> None:
         from sandbox.client import RemoteError

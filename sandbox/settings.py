@@ -9,6 +9,8 @@ Environment variables (all optional; a ``.env`` file in the working folder is re
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
+- ``GDC_SANDBOX_AUTOSCALE_INTERVAL`` / ``GDC_SANDBOX_SCALE_DOWN_DELAY``: seconds between CPU measurements of
+  the replicas, and how long usage must stay low before replicas are removed.
 - ``GDC_SANDBOX_WARM_IMAGES``: images whose framework is imported at start by a parent that forks their model
   servers (comma-separated; default ``tf2-cpu.2-18``; ``none``: only after their first deploy).
 
@@ -118,6 +120,12 @@ class Settings:
 
     prediction_auth: bool = False
     """Require a bearer token of an identity holding vertex-ai-prediction-user (off, as in GDC's Preview)."""
+
+    autoscale_interval: float = 2.0
+    """Seconds between two CPU measurements of a DeployedModel's replicas (Kubernetes' HPA: 15)."""
+
+    scale_down_delay: float = 30.0
+    """Seconds usage must stay below the target before replicas are removed (Kubernetes' HPA: 300)."""
 
     warm_images: str = "tf2-cpu.2-18"
     """Images whose fork server starts with the sandbox (comma-separated, or ``none``); see runtimes/forkserver.py."""

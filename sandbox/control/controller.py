@@ -5,20 +5,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from sandbox.control.autoscaler import Autoscaler
+from sandbox.control.conditions import normalised
 from sandbox.control.deployer import Deployer
 from sandbox.control.iam import IAM, default_bindings
 from sandbox.control.pods import Key, PodTable
-from sandbox.control.resources import (
-    API_VERSIONS,
-    ATTACH_ANNOTATION,
-    FORCE_ANNOTATION,
-    canonical_kind,
-    endpoint_path_parts,
-    validate,
-)
+from sandbox.control.resources import ATTACH_ANNOTATION, FORCE_ANNOTATION, advisories, endpoint_path_parts, validate
 from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
+from sandbox.kinds import API_VERSION_OF, canonical_kind
 from sandbox.runtimes.base import PodInfo
 from sandbox.s3.client import Store
 from sandbox.settings import Settings
@@ -47,17 +43,37 @@ class Controller:
         )
         for key in self.store.keys("DeployedModel"):
             self.deployer.enqueue(key)
+        self.autoscaler = Autoscaler(
+            self.store, self.pods, self.deployer, settings.autoscale_interval, settings.scale_down_delay
+        )
+        self.autoscaler.start()
 
     def shutdown(self) -> None:
+        self.autoscaler.stop()
         self.deployer.shutdown()
 
     # -- resources -----------------------------------------------------------------------------
     def apply(self, documents: list[Any], namespace: str | None = None) -> list[dict[str, Any]]:
-        """Validate every document first; apply none if any is invalid."""
+        """Validate every document first, reporting every problem of every document; apply none if any is
+        invalid. Each result says ``created``, ``configured`` or ``unchanged``, with warnings."""
         ns = namespace or self.settings.project
-        validated = [validate(doc, f"document {i + 1}", ns) for i, doc in enumerate(documents)]
-        if not validated:
+        if not documents:
             raise UsageError("no resources to apply", code="resource.empty", hint="the file holds no YAML documents")
+        validated, problems = [], []
+        for i, doc in enumerate(documents):
+            try:
+                validated.append(validate(doc, f"document {i + 1}", ns))
+            except UsageError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise UsageError(
+                f"{len(problems)} of {len(documents)} documents are invalid",
+                code="resource.invalid",
+                details="\n".join(f"{p.message}\n{p.details}".rstrip() for p in problems),
+                hint="fix the fields named above; nothing was applied",
+            )
         results = []
         for resource in validated:
             stored, changed = self.store.apply(resource)
@@ -67,12 +83,15 @@ class Controller:
             elif stored["kind"] == "ResourcePool" and changed:
                 for dm in self._deployed_models_using(key):
                     self.deployer.enqueue(_key(dm))
+            created = changed and stored["metadata"]["generation"] == 1
             results.append(
                 {
                     "kind": stored["kind"],
                     "name": stored["metadata"]["name"],
                     "namespace": stored["metadata"]["namespace"],
                     "changed": changed,
+                    "action": "created" if created else "configured" if changed else "unchanged",
+                    "warnings": advisories(resource),
                 }
             )
         return results
@@ -105,9 +124,20 @@ class Controller:
         return item
 
     def view(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A resource as `get` shows it; Endpoint status is derived from its DeployedModels."""
+        """A resource as `get` shows it: Endpoint status derived from its DeployedModels, ResourcePool status
+        from the replicas of the DeployedModels in it; resources stored by older sandboxes in today's shape."""
+        item["apiVersion"] = API_VERSION_OF[item["kind"]]
         if item["kind"] == "Endpoint":
             item["status"] = self._endpoint_status(item)
+        elif item["kind"] == "DeployedModel":
+            item["status"] = normalised(item.get("status") or {}, item["metadata"]["name"])
+        else:
+            users = self._deployed_models_using(_key(item))
+            item["status"] = {
+                "currentReplicas": sum((dm.get("status") or {}).get("currentReplicas", 0) for dm in users),
+                "desiredReplicas": sum((dm.get("status") or {}).get("desiredReplicas", 0) for dm in users),
+                "deployedModels": [dm["metadata"]["name"] for dm in users],
+            }
         return item
 
     def _deployed_models_using(self, pool_key: Key) -> list[dict[str, Any]]:
@@ -124,8 +154,17 @@ class Controller:
     def _endpoint_status(self, endpoint: dict[str, Any]) -> dict[str, Any]:
         ns, name = endpoint["metadata"]["namespace"], endpoint["metadata"]["name"]
         destinations, waiting = [], []
+        unroutable = []
         for dest in endpoint["spec"]["destinations"]:
             ref = dest["serviceRef"]
+            kind = ref.get("kind", "DeployedModel")
+            if kind != "DeployedModel":
+                destinations.append(
+                    {"serviceRef": ref, "trafficPercentage": dest["trafficPercentage"], "serving": False}
+                )
+                if dest["trafficPercentage"] > 0:
+                    unroutable.append(f"{kind} {ref['name']}")
+                continue
             key = ("DeployedModel", ref.get("namespace") or ns, ref["name"])
             dm = self.store.get(key)
             serving = bool(self.pods.get(key))
@@ -139,13 +178,12 @@ class Controller:
             )
             if not serving and dest["trafficPercentage"] > 0:
                 waiting.append(ref["name"] if dm else f"{ref['name']} (not found)")
-        if waiting:
-            cond = {
-                "type": "EndpointReady",
-                "status": "False",
-                "reason": "DeployedModelNotReady",
-                "message": "waiting for DeployedModel(s): " + ", ".join(waiting),
-            }
+        if unroutable:
+            message = "the sandbox routes only to DeployedModels, not to " + ", ".join(unroutable)
+            cond = {**ENDPOINT_READY, "status": "False", "reason": "DestinationNotRoutable", "message": message}
+        elif waiting:
+            message = "waiting for DeployedModel(s): " + ", ".join(waiting)
+            cond = {**ENDPOINT_READY, "status": "False", "reason": "DeployedModelNotReady", "message": message}
         else:
             cond = dict(ENDPOINT_READY)
         endpoint_id = endpoint["spec"].get("id") or name
@@ -176,8 +214,8 @@ class Controller:
         choices = []
         for dest in item["spec"]["destinations"]:
             ref = dest["serviceRef"]
-            key = ("DeployedModel", ref.get("namespace") or namespace, ref["name"])
-            if dest["trafficPercentage"] > 0 and self.pods.get(key):
+            key = (ref.get("kind", "DeployedModel"), ref.get("namespace") or namespace, ref["name"])
+            if dest["trafficPercentage"] > 0 and (key[0] != "DeployedModel" or self.pods.get(key)):
                 choices.append((dest["trafficPercentage"], key))
         if not choices:
             raise SandboxError(
@@ -187,6 +225,13 @@ class Controller:
                 details="",
             ).with_status(503)
         _, key = random.choices(choices, weights=[w for w, _ in choices])[0]
+        if key[0] != "DeployedModel":
+            raise SandboxError(
+                f"endpoint {endpoint!r} sent this request to {key[0]} {key[2]}, which the sandbox cannot reach",
+                code="endpoint.destination-not-routable",
+                hint="the sandbox routes only to DeployedModels; give this destination trafficPercentage: 0 "
+                "to test the rest",
+            ).with_status(503)
         pod = self.pods.pick(key)
         dm = self.store.get(key) or {}
         if pod is None:
@@ -210,7 +255,7 @@ class Controller:
         img = resolve(image)
         dm_name = _dns(f"{endpoint}-{artifact.model_id}-{artifact.version_id}")
         pool_name = _dns(f"{endpoint}-pool")
-        api = API_VERSIONS[0]
+        api = API_VERSION_OF["DeployedModel"]
         annotations = {ATTACH_ANNOTATION: endpoint}
         if force:
             annotations[FORCE_ANNOTATION] = "true"
@@ -272,7 +317,7 @@ class Controller:
         """Point an endpoint's traffic (100%) at a DeployedModel, creating the endpoint if needed."""
         ns = namespace or self.settings.project
         doc = {
-            "apiVersion": API_VERSIONS[0],
+            "apiVersion": API_VERSION_OF["Endpoint"],
             "kind": "Endpoint",
             "metadata": {"name": endpoint, "namespace": ns},
             "spec": {

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sandbox.control.conditions import READY_MESSAGE, READY_REASON, with_condition
+from sandbox.control.container_args import plan
 from sandbox.control.pods import Key, PodTable
-from sandbox.control.resources import FORCE_ANNOTATION
-from sandbox.control.store import ResourceStore, now_rfc3339
+from sandbox.control.resources import FORCE_ANNOTATION, pool_autoscaling, serving_uri
+from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
@@ -27,19 +29,6 @@ from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import RUNTIMES
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
-from sandbox.uri import ArtifactURI
-
-READY = {"type": "DeployedModel", "status": "True", "reason": "Ready", "message": "DeployedModel is ready"}
-
-
-def condition(status: str, reason: str, message: str) -> dict[str, str]:
-    return {
-        "type": "DeployedModel",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now_rfc3339(),
-    }
 
 
 def deployed_model_id(uid: str) -> str:
@@ -68,6 +57,8 @@ class Deployer:
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        self.startup_seconds: dict[str, float] = {}
+        """How long each pod took from start to answering: a new replica's cold start."""
         self.forkservers = ForkServers(settings.log_dir / "forkservers", pods.spawn_record, pods.release)
         self._warm_up()
 
@@ -92,17 +83,16 @@ class Deployer:
             generation = int(dm["metadata"]["generation"])
             if not (status.get("servingGeneration") == generation and self.pods.get(key)):
                 status["observedGeneration"] = generation
-                status["primaryCondition"] = condition("False", "Deploying", f"deploying generation {generation}")
-                status["conditions"] = [status["primaryCondition"]]
+                status = with_condition(status, key[2], generation, "Deploying", f"deploying generation {generation}")
                 self._save_status(key, status)
         self._executor.submit(self._reconcile_safely, key)
 
-    def _lock_for(self, key: Key) -> threading.Lock:
+    def lock_for(self, key: Key) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
     def _reconcile_safely(self, key: Key) -> None:
-        with self._lock_for(key):
+        with self.lock_for(key):
             try:
                 self.reconcile(key)
             except Exception as exc:  # a bug here must show in status, not kill the worker
@@ -130,8 +120,8 @@ class Deployer:
         status.update(
             observedGeneration=generation,
             deployedModelID=status.get("deployedModelID") or deployed_model_id(dm["metadata"]["uid"]),
-            primaryCondition=condition("False", "Deploying", f"deploying generation {generation}"),
         )
+        status = with_condition(status, key[2], generation, "Deploying", f"deploying generation {generation}")
         status.pop("diagnostics", None)
         self._save_status(key, status)
         try:
@@ -145,23 +135,22 @@ class Deployer:
         self.pods.retire(previous)
         status = dict(self.store.get(key) or {}).get("status", status)
         status.update(
-            primaryCondition={**READY, "lastTransitionTime": now_rfc3339()},
             servingGeneration=generation,
-            servingArtifact=dm["spec"]["modelSpec"]["artifactLocation"],
+            servingArtifact=str(serving_uri(dm["spec"]["modelSpec"])),
             servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
-            replicas=[{"name": p.name, "pid": p.process.pid, "url": p.base_url} for p in pods],
+            **self.replica_facts(key),
         )
         status.pop("diagnostics", None)
         status.pop("failure", None)
-        status["conditions"] = [status["primaryCondition"]]
-        self._save_status(key, status)
+        self._save_status(key, with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE))
         self.on_ready(key, dm)
 
     def _start_generation(self, key: Key, dm: dict[str, Any]) -> list[PodInfo]:
         _, namespace, name = key
         spec = dm["spec"]
-        uri = ArtifactURI.parse(spec["modelSpec"]["artifactLocation"])
-        image = resolve(spec["modelSpec"]["modelContainerSpec"]["imageURI"])
+        uri = serving_uri(spec["modelSpec"])
+        container = spec["modelSpec"]["modelContainerSpec"]
+        image = resolve(container["imageURI"])
         if not image.native:
             raise DeployFailed(
                 f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
@@ -169,6 +158,13 @@ class Deployer:
                 hint="use the Docker Compose sandbox (real tensorflow/serving image) for this image",
             )
         replicas = self._replicas(namespace, spec)
+        container_plan = plan(image, container.get("command", []), container.get("args", []))
+        if container_plan.refusal:
+            raise DeployFailed(
+                f"the {image.name} model server refuses its args: {container_plan.refusal}",
+                code="deploy.ContainerArgsInvalid",
+                hint="fix spec.modelSpec.modelContainerSpec.args (`gdc-sandbox apply` warned about it)",
+            )
         if not self.can_read_bucket(namespace, SERVING_IDENTITY, uri.bucket):
             raise DeployFailed(
                 f"{SERVING_IDENTITY} cannot read bucket {uri.bucket}: it lacks the role {BUCKET_VIEWER_ROLE}",
@@ -184,17 +180,14 @@ class Deployer:
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
             self._preflight(artifact_dir, image)
         RUNTIMES[image.framework].prepare(image, lambda message: self._note_progress(key, generation, message))
-        return self._start_pods(namespace, name, generation, image, artifact_dir, replicas)
+        return self.start_pods(key, generation, replicas)
 
     def _note_progress(self, key: Key, generation: int, message: str) -> None:
         """Show a step of a long preparation (creating the image's runtime) as the Deploying condition's message."""
         dm = self.store.get(key)
         if dm is None or int(dm["metadata"]["generation"]) != generation:
             return
-        status = dict(dm.get("status") or {})
-        status["primaryCondition"] = condition("False", "Deploying", message)
-        status["conditions"] = [status["primaryCondition"]]
-        self._save_status(key, status)
+        self._save_status(key, with_condition(dict(dm.get("status") or {}), key[2], generation, "Deploying", message))
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
         ref = spec.get("resourcePoolRef")
@@ -207,7 +200,7 @@ class Deployer:
                 code="deploy.ResourcePoolNotFound",
                 hint="apply the ResourcePool first, or fix spec.resourcePoolRef.name",
             )
-        return int(pool["spec"]["dedicatedResources"]["autoscaling"]["minReplica"])
+        return pool_autoscaling(pool).minReplica
 
     def _preflight(self, artifact_dir: Path, image: Image) -> None:
         from sandbox.artifacts import check_artifact
@@ -223,9 +216,17 @@ class Deployer:
             error.diagnostics = report.to_dict()["diagnostics"]  # type: ignore[attr-defined]
             raise error
 
-    def _start_pods(
-        self, namespace: str, name: str, generation: int, image: Image, artifact_dir: Path, replicas: int
-    ) -> list[PodInfo]:
+    def start_pods(self, key: Key, generation: int, replicas: int) -> list[PodInfo]:
+        """Start ``replicas`` pods of a DeployedModel's generation from its downloaded artifact; all or none.
+        The pods are outside the table (held loose) until the caller adds them."""
+        _, namespace, name = key
+        dm = self.store.get(key)
+        if dm is None:
+            raise DeployFailed(f"DeployedModel {name} was deleted", code="deploy.Deleted")
+        container = dm["spec"]["modelSpec"]["modelContainerSpec"]
+        image = resolve(container["imageURI"])
+        server_args = plan(image, container.get("command", []), container.get("args", [])).server_args
+        artifact_dir = self.settings.run_dir / "artifacts" / namespace / name / f"gen-{generation}"
         runtime = RUNTIMES[image.framework]
         suffix = f"{random.getrandbits(24):06x}"
 
@@ -240,11 +241,15 @@ class Deployer:
                     log_path=self.settings.log_dir / "pods" / f"{pod_name}.log",
                     host=self.settings.host,
                     spawn_record=self.pods.spawn_record(pod_name),
+                    extra={"server_args": server_args},
                     forkservers=self.forkservers,
                 )
             )
+            started = time.monotonic()
             try:
-                return pod.start(self.settings.deploy_timeout)
+                info = pod.start(self.settings.deploy_timeout)
+                self.startup_seconds[pod_name] = round(time.monotonic() - started, 2)
+                return info
             except BaseException:
                 self.pods.release(pod_name)  # pod.start stopped it
                 raise
@@ -263,6 +268,24 @@ class Deployer:
         return results
 
     # -- status --------------------------------------------------------------------------------
+    def record_replicas(self, key: Key, desired: int | None = None) -> None:
+        """Write the pods serving a DeployedModel, and how many it should have, into its status."""
+        facts = self.replica_facts(key, desired)
+        self.store.update_status(key, lambda status: {**status, **facts})
+
+    def replica_facts(self, key: Key, desired: int | None = None) -> dict[str, Any]:
+        """``replicas`` (each with its cold start in ``startupSeconds``), ``currentReplicas``, ``desiredReplicas``."""
+        pods = self.pods.get(key)
+        seconds = self.startup_seconds
+        return {
+            "replicas": [
+                {"name": p.name, "pid": p.process.pid, "url": p.base_url, "startupSeconds": seconds.get(p.name)}
+                for p in pods
+            ],
+            "currentReplicas": len(pods),
+            "desiredReplicas": desired if desired is not None else len(pods),
+        }
+
     def _save_status(self, key: Key, status: dict[str, Any]) -> None:
         self.store.set_status(key, status)
 
@@ -274,9 +297,9 @@ class Deployer:
         serving = status.get("servingGeneration")
         if serving is not None and self.pods.get(key):
             message += f" (generation {serving} keeps serving)"
-        status["primaryCondition"] = condition("False", reason, message)
-        status["conditions"] = [status["primaryCondition"]]
-        status["observedGeneration"] = int(dm["metadata"]["generation"])
+        generation = int(dm["metadata"]["generation"])
+        status = with_condition(status, key[2], generation, reason, message)
+        status["observedGeneration"] = generation
         if exc is not None:
             status["failure"] = {"code": exc.code, "message": exc.message, "hint": exc.hint, "details": exc.details}
             if getattr(exc, "diagnostics", None):

@@ -68,8 +68,32 @@ class PodTable:
             self._hold(previous)
             self._active[key] = pods
             self._generation[key] = generation
-            self._path(key).write_text(json.dumps({"generation": generation, "pods": [p.to_dict() for p in pods]}))
+            self._write(key)
             return previous
+
+    def add(self, key: Key, pods: list[PodInfo], generation: int) -> bool:
+        """Add replicas to a DeployedModel serving ``generation``; False (nothing added) if it serves another."""
+        with self._lock:
+            if self._generation.get(key) != generation or key not in self._active:
+                return False
+            self._active[key] = [*self._active[key], *pods]
+            self._write(key)
+        for pod in pods:
+            self.release(pod.name)
+        return True
+
+    def remove(self, key: Key, names: list[str]) -> list[PodInfo]:
+        """Take some replicas out; they are held loose until the caller stops and releases them."""
+        with self._lock:
+            taken = [p for p in self._active.get(key, []) if p.name in names]
+            self._hold(taken)
+            self._active[key] = [p for p in self._active.get(key, []) if p.name not in names]
+            self._write(key)
+            return taken
+
+    def _write(self, key: Key) -> None:
+        pods = [p.to_dict() for p in self._active.get(key, [])]
+        self._path(key).write_text(json.dumps({"generation": self._generation.get(key), "pods": pods}))
 
     def pop(self, key: Key) -> list[PodInfo]:
         """Take a DeployedModel's pods out; they are held loose until the caller stops and releases them."""

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,15 @@ class ResourceStore:
             if item is None:
                 return
             item["status"] = copy.deepcopy(status)
+            self._persist(key, item)
+
+    def update_status(self, key: Key, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Change part of a status atomically: ``change`` gets a copy of the current status, returns the new one."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return
+            item["status"] = change(copy.deepcopy(item.get("status") or {}))
             self._persist(key, item)
 
     def delete(self, key: Key) -> dict[str, Any] | None:

@@ -62,6 +62,7 @@ class TFServingPod(ModelServerPod):
             f"--rest_api_host={self.spec.host}",
             f"--model_name={MODEL_NAME}",
             f"--model_base_path={self.base_path}",
+            *self.spec.extra.get("server_args", []),
         ]
 
     def env(self) -> dict[str, str]:

@@ -74,6 +74,8 @@ def saved_model(tmp_path: Path) -> Path:
         ["status"],
         ["get", "deployedmodels"],
         ["get", "deployedmodel", "m", "-o", "jsonpath={.status.primaryCondition}"],
+        ["get", "deployedmodels", "-o", "wide"],
+        ["wait", "deployedmodel/m", "--for=jsonpath={.status.primaryCondition.reason}=Ready", "--timeout=1s"],
         ["predict", "my-ep", "--instances", "[[1.0, 2.0]]"],
         ["deploy", "s3://models/m/1", "--image", "tf2-cpu.2-18"],
         ["delete", "deployedmodel", "m"],
