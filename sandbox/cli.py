@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.errors import SandboxError, UsageError
 from sandbox.kinds import KINDS, canonical_kind
 from sandbox.kubectl import format_items, parse_duration, parse_wait_for, resource_name, split_type_name
-from sandbox.settings import SERVING_IDENTITY, Settings
+from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, ROLES, SERVING_IDENTITY, Settings
 
 if TYPE_CHECKING:
     from sandbox.engine import Sandbox
@@ -40,6 +41,11 @@ def cmd_up(sb: Sandbox, args: argparse.Namespace) -> int:
     _out(f"  control plane:  {state.gateway_url}")
     _out(f"  predict URLs:   {state.gateway_url}/endpoints/<project>/<endpoint>/v1/model:predict")
     _out(f"  project:        {sb.settings.project}   serving identity: {SERVING_IDENTITY}")
+    _out(
+        "  prediction auth: on (bearer tokens: `gdc-sandbox iam --help`)"
+        if sb.health().get("predictionAuth")
+        else "  prediction auth: off (GDC_SANDBOX_PREDICTION_AUTH=true at `up` turns it on: `gdc-sandbox iam --help`)"
+    )
     return 0
 
 
@@ -94,6 +100,8 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
     )
     for warning in deployment.warnings:
         _err(f"warning: {warning}")
+    for diag in deployment.diagnostics:
+        _err(_render_diagnostic(diag))
     if args.no_wait:
         _out(
             f"DeployedModel {deployment.deployed_model} applied; watch it with "
@@ -120,15 +128,89 @@ def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
         body = json.dumps({"instances": instances}).encode()
     else:
         raise UsageError("give --instances JSON or --file request.json")
-    status, answer = sb.predict(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
-    _out(json.dumps(answer))
-    return 0 if status < 400 else 1
+    answer = sb.prediction(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
+    for warning in answer.warnings:
+        _err(f"warning: {warning}")
+    if answer.status < 400 or args.format == "json":
+        _out(json.dumps(answer.body))
+        return 0 if answer.status < 400 else 1
+    from sandbox.client import RemoteError
+
+    error = RemoteError(answer.status, answer.body)
+    if not error.hint:  # :rawPredict passes the model server's own answer through
+        error.code = "predict.model-server-error"
+        error.hint = "this is the model server's own answer to the body --raw passed through unchanged"
+    raise error
 
 
 def cmd_check(sb: Sandbox, args: argparse.Namespace) -> int:
     report = sb.check(args.target, args.image)
     _out(json.dumps(report.to_dict()) if args.format == "json" else report.render_text())
     return 0 if report.ok else 1
+
+
+def cmd_repro(sb: Sandbox, args: argparse.Namespace) -> int:
+    from sandbox.repro.commands import repro
+
+    request = _repro_request(sb, args)
+    request.out = Path(args.out) if args.out else Path(f"repro-{_slug(args.source)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = repro(request)
+    from sandbox.repro.report import verdict_line
+
+    _out(verdict_line(result))
+    _out(f"report: {result.out / 'report.md'}  (scenario: {result.out / 'scenario'}/)")
+    return result.exit_code
+
+
+def cmd_scenario(sb: Sandbox, args: argparse.Namespace) -> int:
+    from sandbox.repro.commands import new_scenario
+    from sandbox.repro.report import verdict_line
+
+    result, written = new_scenario(_repro_request(sb, args), Path(args.out) if args.out else None)
+    _out(verdict_line(result))
+    for path in written:
+        _out(f"wrote {path}: run it with `pytest {path}`")
+    return 0
+
+
+def _repro_request(sb: Sandbox, args: argparse.Namespace) -> Any:
+    from sandbox.repro.run import ReproRequest
+
+    instances = None
+    if args.instances is not None:
+        instances = _json_arg(args.instances, "--instances")
+    elif args.instances_file:
+        try:
+            instances = _json_arg(Path(args.instances_file).read_text(), "--instances-file")
+        except OSError as exc:
+            raise UsageError(f"cannot read --instances-file: {exc}", code="repro.bad-instances") from None
+    if isinstance(instances, dict) and "instances" in instances:
+        instances = instances["instances"]
+    if instances is not None and not isinstance(instances, list):
+        raise UsageError("instances must be a JSON list", code="repro.bad-instances", hint="e.g. '[[1.0, 2.0]]'")
+    return ReproRequest(
+        args.source,
+        args.image,
+        Path("."),
+        instances=instances,
+        use_running=args.use_running,
+        settings=sb.settings,
+        progress=lambda m: _err(f"  ... {m}"),
+    )
+
+
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag} is not valid JSON: {exc}", code="repro.bad-instances",
+                         hint="e.g. --instances '[[1.0, 2.0]]' or a file holding {\"instances\": [...]}") from None
+
+
+def _slug(source: str) -> str:
+    from sandbox.repro.source import slug
+
+    return slug(source)
 
 
 def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
@@ -141,8 +223,10 @@ def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
         for doc in documents:
             if doc.get("kind") == "DeployedModel":
                 ns = doc["metadata"].get("namespace") or args.namespace or sb.settings.project
-                sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
+                ready = sb.wait_ready("DeployedModel", doc["metadata"]["name"], ns, args.timeout)
                 _out(f"{resource_name(doc)} ready")
+                for diag in ready.get("status", {}).get("diagnostics") or []:
+                    _err(_render_diagnostic(diag))
     return 0
 
 
@@ -200,16 +284,25 @@ def cmd_delete(sb: Sandbox, args: argparse.Namespace) -> int:
 
 def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
     if args.action == "list":
+        found = sb.iam("list", project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
         rows = [("PROJECT", "IDENTITY", "ROLE", "RESOURCE")]
-        for b in sb.iam("list", project=args.project)["bindings"]:
-            rows.append((b["project"], b["identity"], b["role"], b["resource"]))
+        rows += [(b["project"], b["identity"], b["role"], b["resource"]) for b in found["bindings"]]
         _table(rows)
         return 0
+    identity = args.identity or SERVING_IDENTITY
     if args.action == "token":
-        _out(sb.iam("token", project=args.project, identity=args.identity)["token"])
+        _out(sb.iam("token", project=args.project, identity=identity)["token"])
         return 0
-    result = sb.iam(args.action, project=args.project, identity=args.identity, role=args.role, bucket=args.bucket)
-    _out(f"{args.action}: {json.dumps(next(iter(result.values())))}")
+    if not args.role:
+        raise UsageError(f"iam {args.action} needs --role", code="iam.role-required", hint="roles: " + ", ".join(ROLES))
+    result = sb.iam(args.action, project=args.project, identity=identity, role=args.role, bucket=args.bucket)
+    b = next(iter(result.values()))
+    where = f"bucket {b['resource']}" if ROLES.get(b["role"]) == "bucket" else "the project"
+    done = "granted" if args.action == "grant" else "revoked"
+    _out(
+        f"{done}: {b['identity']} {'now holds' if done == 'granted' else 'no longer holds'} {b['role']} on {where}"
+        f" (project {b['project']})"
+    )
     return 0
 
 
@@ -257,6 +350,21 @@ def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
     if args.action == "download":
         _out(f"wheelhouse written to {args.dir}; on the air-gapped machine: gdc-sandbox runtimes install --from DIR")
     return 1 if skipped and args.images else 0
+
+def cmd_mb(sb: Sandbox, args: argparse.Namespace) -> int:
+    bucket, created = sb.make_bucket(args.uri)
+    _out(f"created bucket s3://{bucket}" if created else f"bucket s3://{bucket} already exists")
+    _out(
+        f"to deploy models from it, let the serving identity read it: gdc-sandbox iam grant --identity "
+        f"{SERVING_IDENTITY} --role {BUCKET_VIEWER_ROLE} --bucket {bucket}"
+    )
+    return 0
+
+
+def _render_diagnostic(diag: dict[str, Any]) -> str:
+    """A checker diagnostic as `check` prints it, indented under the command's own output."""
+    line = f"  {diag.get('severity', 'error')}[{diag.get('code')}] {diag.get('message')}"
+    return line + (f"\n    hint: {diag['hint']}" if diag.get("hint") else "")
 
 
 def _default_endpoint(uri: str) -> str:
@@ -315,13 +423,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=cmd_deploy)
 
-    p = sub.add_parser("predict", help="POST {'instances': [...]} to an endpoint")
+    p = sub.add_parser(
+        "predict",
+        help="POST {'instances': [...]} to an endpoint",
+        description='Call an endpoint\'s :predict. GDC forwards only "instances" to the model server; other keys '
+        "(signature_name, inputs) need --raw (:rawPredict), which passes a TF Serving body through unchanged. "
+        "Errors are printed as error[code]: message + Hint on stderr (exit 1, or 2 for a malformed request).",
+    )
     p.add_argument("endpoint")
     p.add_argument("--instances", help="JSON list of instances")
     p.add_argument("--file", help="a request body file")
     p.add_argument("--project")
     p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
-    p.add_argument("--token", help="bearer token, when prediction authorization is on")
+    p.add_argument("--token", help="bearer token, when prediction authorization is on (see `iam --help`)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print the answer body on stdout even for an error (for scripts)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("check", help="preflight: explain why an artifact will not serve")
@@ -329,6 +449,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="target prebuilt image (default: newest for the framework)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "repro",
+        help="reproduce an artifact: check, upload, deploy --force, predict; writes a report and a scenario",
+        description="Reproduce what GDC does with an artifact, in a private sandbox (free ports, a temporary "
+        "home) unless --use-running: check, upload, deploy --force, predict. Writes report.md (verdict first), "
+        "report.json, request.json, logs/ and scenario/ (scenario.yaml and the artifact: copy that folder into "
+        "scenarios/bugs/ to keep the case as a test). Exit 0: it serves on every image; 1: it does not serve "
+        "(the reproduction worked); 2: the reproduction could not run.",
+    )
+    _add_repro_arguments(p)
+    p.add_argument("--out", help="output folder (default ./repro-NAME-TIME/)")
+    p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser(
+        "scenario",
+        help="scenario files: `scenario new SOURCE --image IMG` writes a starting one",
+        description="scenario new: run the artifact once (like repro) and write a scenario that expects what it "
+        "did, pointing at the artifact in place; `pytest FILE` then tells whether it still does.",
+    )
+    p.add_argument("action", choices=("new",))
+    _add_repro_arguments(p)
+    p.add_argument("--out", help="the scenario file to write (default scenarios/NAME.yaml)")
+    p.set_defaults(func=cmd_scenario)
 
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
     p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
@@ -363,12 +507,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--namespace")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("iam", help="role bindings and prediction tokens: grant | revoke | list | token")
+    p = sub.add_parser(
+        "iam",
+        help="role bindings and prediction tokens: grant | revoke | list | token",
+        description="Role bindings of the sandbox's project. Serving reads a bucket as "
+        f"{SERVING_IDENTITY}, which needs {BUCKET_VIEWER_ROLE} on it. `list` shows the bindings that match "
+        "every filter given (--role, --bucket, --identity, --project).",
+        epilog="Prediction authorization is off by default, as in GDC's Preview. To switch it on, restart the "
+        "sandbox with GDC_SANDBOX_PREDICTION_AUTH=true (`gdc-sandbox down; GDC_SANDBOX_PREDICTION_AUTH=true "
+        "gdc-sandbox up`; `up` says whether it is on). Then every predict needs a bearer token of an identity "
+        f"holding {PREDICTION_USER_ROLE}: `gdc-sandbox iam grant --identity alice --role {PREDICTION_USER_ROLE}`, "
+        "`gdc-sandbox iam token --identity alice`, `gdc-sandbox predict ENDPOINT --token TOKEN ...` "
+        "(or the header Authorization: Bearer TOKEN).",
+    )
     p.add_argument("action", choices=("grant", "revoke", "list", "token"))
     p.add_argument("--project")
-    p.add_argument("--identity", default=SERVING_IDENTITY)
-    p.add_argument("--role")
-    p.add_argument("--bucket")
+    p.add_argument("--identity", help=f"grant/revoke/token default: {SERVING_IDENTITY}; list: any")
+    p.add_argument("--role", help="one of: " + ", ".join(ROLES))
+    p.add_argument("--bucket", help="the bucket of a bucket role (it must exist: see `mb`)")
     p.set_defaults(func=cmd_iam)
 
     p = sub.add_parser(
@@ -389,10 +545,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir", metavar="DIR")
     r.add_argument("images", nargs="*", metavar="IMAGE")
     p.set_defaults(func=cmd_runtimes)
+
+    p = sub.add_parser("mb", help="make a bucket: gdc-sandbox mb s3://BUCKET")
+    p.add_argument("uri", help="s3://BUCKET")
+    p.set_defaults(func=cmd_mb)
     # kubectl's --kubeconfig is accepted anywhere, so that commands copied from GDC's docs run unchanged.
     for command in [parser, *sub.choices.values()]:
         command.add_argument("--kubeconfig", default=argparse.SUPPRESS, help="accepted and ignored (as with kubectl)")
     return parser
+
+
+def _add_repro_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="version folder, .tar.gz/.tgz/.zip of one, a .mar file, or s3://BUCKET/MODEL/VERSION")
+    p.add_argument("--image", action="append", required=True, help="prebuilt image; repeat to compare images")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--instances", help="JSON list of instances (default: synthesized from the artifact)")
+    group.add_argument("--instances-file", help="a JSON file: a list of instances or {\"instances\": [...]}")
+    p.add_argument("--use-running", action="store_true", help="use the running sandbox instead of a private one")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,12 +575,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(Sandbox(Settings()), args))
     except SandboxError as exc:
         _err(exc.render())
-        diagnostics = getattr(exc, "diagnostics", None)
-        for diag in diagnostics or []:
-            _err(f"  {diag.get('severity', 'error')}[{diag.get('code')}] {diag.get('message')}")
-            if diag.get("hint"):
-                _err(f"    hint: {diag['hint']}")
-        return exc.exit_code
+        for diag in getattr(exc, "diagnostics", None) or []:
+            _err(_render_diagnostic(diag))
+        return 2 if args.command in ("repro", "scenario") else exc.exit_code  # 2: the reproduction could not run
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -13,25 +13,37 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, model_server_message
 
 
 class RemoteError(SandboxError):
     """An error the control plane answered with, carrying its code, hint and details."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        found = body.get("error")
-        error: dict[str, Any] = found if isinstance(found, dict) else {"message": str(body)}
+    def __init__(self, status: int, body: Any) -> None:
+        error = _error_fields(body)
+        details = [str(error.get("details", ""))]
+        if error.get("modelServerLog"):
+            details.append(f"model server log: {error['modelServerLog']}")
         super().__init__(
-            str(error.get("message", f"HTTP {status}")),
+            str(error.get("message") or f"HTTP {status}"),
             code=str(error.get("reason") or f"http.{status}"),
             hint=str(error.get("hint", "")),
-            details=str(error.get("details", "")),
+            details="\n".join(d for d in details if d),
         )
         self.http_status = status
         self.exit_code = 2 if status == 400 else 1  # a malformed request vs. a refusal
         self.body = body
         self.diagnostics = error.get("diagnostics")
+
+
+def _error_fields(body: Any) -> dict[str, Any]:
+    """The fields of any error answer: the sandbox's Google-style ``{"error": {...}}`` or a model server's own."""
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), dict):
+            return dict(body["error"])
+        if "raw" in body:  # not JSON at all (see Sandbox.predict)
+            return {"message": str(body["raw"])[:2000]}
+    return {"message": model_server_message(body)}
 
 
 @dataclass

@@ -54,7 +54,8 @@ CODES: dict[str, CodeInfo] = {
     "layout.empty": CodeInfo(
         "error",
         "the artifact folder is empty",
-        "upload the exported model into s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ before deploying",
+        "upload the exported model before deploying: "
+        "`gdc-sandbox upload EXPORT_DIR s3://BUCKET/MODEL_ID/MODEL_VERSION_ID`",
     ),
     "layout.no-model-file": CodeInfo(
         "error",
@@ -74,7 +75,8 @@ CODES: dict[str, CodeInfo] = {
     "layout.duplicate-model": CodeInfo(
         "warning",
         "a model at the top and another copy in a sub-folder",
-        "the image loads only the top-level model; delete {inner} to avoid confusion",
+        "the image loads only the top-level model; to avoid confusion, remove {inner} from the export and upload "
+        "it as a new version",
     ),
     "layout.mixed-frameworks": CodeInfo(
         "warning",
@@ -159,7 +161,8 @@ CODES: dict[str, CodeInfo] = {
     "tf.registry-approximate": CodeInfo(
         "info",
         "no op registry for this TensorFlow; a nearby one was used",
-        "run `gdc-sandbox check` against a newer image too, or test with Docker Compose",
+        "to be sure, export with TensorFlow {image_version} itself (it writes only ops it has), or target an "
+        "image with its own registry: `gdc-sandbox check --image {suggest} PATH`",
     ),
     "tf.warmup-invalid": CodeInfo(
         "error",
@@ -185,7 +188,8 @@ CODES: dict[str, CodeInfo] = {
     "tf.string-input-b64": CodeInfo(
         "info",
         'a DT_STRING input: binary values must be sent as {{"b64": ...}}',
-        'send standard base64 as {{"b64": "..."}}; the server decodes it before the graph',
+        'send text as plain JSON strings ("hello"); send binary bytes (images, serialized protos) as '
+        '{{"b64": "<standard base64>"}}, which the server decodes before the graph',
     ),
     "tf.double-base64": CodeInfo(
         "warning",
@@ -216,7 +220,11 @@ CODES: dict[str, CodeInfo] = {
         "package it: `torch-model-archiver --model-name model --serialized-file ... --handler ...`",
     ),
     "mar.wrong-filename": CodeInfo(
-        "error", "the archive is not named model.mar", "rename it to model.mar (or archive with --model-name model)"
+        "error",
+        "the archive is not named model.mar",
+        "archive again with `torch-model-archiver --model-name model ...`: that names the file model.mar and the "
+        "model 'model', and the image needs both; renaming the file is enough only if its MANIFEST modelName is "
+        "already 'model'",
     ),
     "mar.not-zip": CodeInfo(
         "error",
@@ -303,7 +311,10 @@ CODES: dict[str, CodeInfo] = {
         "and open data files by base name",
     ),
     "mar.too-large": CodeInfo(
-        "warning", "the archive is larger than the checker reads", "entries over the read limit were not inspected"
+        "warning",
+        "the archive is larger than the checker reads",
+        "problems inside this entry are not reported: deploy it to see whether the image loads it (the pod log "
+        "has the model server's own words)",
     ),
 }
 

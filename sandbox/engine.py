@@ -9,18 +9,19 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox.errors import DeployFailed, SandboxError, SandboxNotRunning
+from sandbox.errors import DeployFailed, InvalidURI, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
 from sandbox.settings import Settings
-from sandbox.uri import ArtifactURI
+from sandbox.uri import ArtifactURI, split_bucket
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs (boto3 only to talk to S3)
     from sandbox.artifacts.report import Report
@@ -40,6 +41,28 @@ class Deployment:
     predict_url: str
     endpoint_url: str
     warnings: list[str]
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    """The preflight checker's warnings and notes on the artifact (errors refuse the deploy)."""
+    resource_pool: str = ""
+
+
+@dataclass
+class Prediction:
+    """One answer of an endpoint: HTTP status, parsed body, and the gateway's warnings (``Warning`` headers)."""
+
+    status: int
+    body: Any
+    warnings: list[str]
+
+
+def created_by_deploy(endpoint: str, outcome: Deployment | SandboxError) -> list[tuple[str, str]]:
+    """(kind, name) of what one :meth:`Sandbox.deploy` call created, whether it succeeded or failed."""
+    if isinstance(outcome, Deployment):
+        names = [outcome.deployed_model, outcome.resource_pool]
+    else:
+        names = [getattr(outcome, "deployed_model", ""), getattr(outcome, "resource_pool", "")]
+    kinds = ("Endpoint", "DeployedModel", "ResourcePool")
+    return [(kind, name) for kind, name in zip(kinds, [endpoint, *names], strict=True) if name]
 
 
 class Sandbox:
@@ -68,6 +91,10 @@ class Sandbox:
             raise SandboxNotRunning(str(self.settings.home))
         return state
 
+    def health(self) -> dict[str, Any]:
+        """The control plane's health answer: pid, gateway URL, whether prediction authorization is on."""
+        return dict(self.client().call("GET", f"{ADMIN}/health"))
+
     def client(self) -> ControlPlaneClient:
         """A client of the running control plane, kept while its URL stays the same (keep-alive connections)."""
         from sandbox.client import ControlPlaneClient
@@ -87,9 +114,20 @@ class Sandbox:
         target = ArtifactURI.parse(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
 
+    def delete_version(self, uri: str) -> int:
+        """Delete every object of the version folder ``uri``; returns how many were deleted."""
+        return self.store().delete_artifact(ArtifactURI.parse(uri))
+
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
         return self.store().list_prefix(uri)
+
+    def make_bucket(self, uri: str) -> tuple[str, bool]:
+        """Create the bucket of ``s3://BUCKET``; returns (bucket, False if it already existed)."""
+        bucket, key = split_bucket(uri)
+        if key.strip("/"):
+            raise InvalidURI(f"{uri!r} names a path in a bucket; mb takes s3://BUCKET", hint="e.g. s3://my-models")
+        return bucket, self.store().ensure_bucket(bucket)
 
     def check(self, target: str, image: str | None = None) -> Report:
         """Run the preflight checker on a local path or an ``s3://`` version folder."""
@@ -138,6 +176,7 @@ class Sandbox:
                 self._wait_endpoint_serves(endpoint, ns, dm_name, timeout=30)
             except SandboxError as exc:
                 exc.deployed_model = dm_name  # type: ignore[attr-defined]
+                exc.resource_pool = answer.get("resourcePool", "")  # type: ignore[attr-defined]
                 raise
         dm = self.get("DeployedModel", dm_name, ns)[0]
         ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
@@ -149,6 +188,8 @@ class Sandbox:
             predict_url=ep["status"].get("predictURL", ""),
             endpoint_url=ep["status"].get("endpointURL", ""),
             warnings=answer.get("imageWarnings", []),
+            diagnostics=list(dm.get("status", {}).get("diagnostics") or []),
+            resource_pool=answer.get("resourcePool", ""),
         )
 
     def wait_ready(
@@ -232,7 +273,9 @@ class Sandbox:
                 pass
             time.sleep(0.05)
         raise DeployFailed(
-            f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s", code="deploy.endpoint-timeout"
+            f"endpoint {endpoint} did not switch to {dm_name} within {timeout:.0f}s",
+            code="deploy.endpoint-timeout",
+            hint=f"`gdc-sandbox get endpoint {endpoint} -o yaml` shows its destinations and why it waits",
         )
 
     # -- resources -------------------------------------------------------------------------------
@@ -251,6 +294,14 @@ class Sandbox:
     def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = namespace or self.settings.project
         return dict(self.client().call("DELETE", f"{ADMIN}/resources/{kind}/{ns}/{name}"))
+
+    def delete_quietly(self, resources: list[tuple[str, str]]) -> None:
+        """Delete each (kind, name) in order, skipping what is already gone (cleaning up after a run)."""
+        for kind, name in resources:
+            try:
+                self.delete(kind, name)
+            except SandboxError:
+                pass
 
     def pods(self) -> list[dict[str, Any]]:
         return list(self.client().call("GET", f"{ADMIN}/pods")["pods"])
@@ -275,15 +326,35 @@ class Sandbox:
         token: str | None = None,
     ) -> tuple[int, Any]:
         """POST to the endpoint's predict route; returns (HTTP status, parsed JSON body)."""
+        answer = self.prediction(endpoint, instances, body=body, namespace=namespace, raw=raw, token=token)
+        return answer.status, answer.body
+
+    def prediction(
+        self,
+        endpoint: str,
+        instances: list[Any] | None = None,
+        *,
+        body: bytes | None = None,
+        namespace: str | None = None,
+        raw: bool = False,
+        token: str | None = None,
+    ) -> Prediction:
+        """Like :meth:`predict`, with the gateway's warnings."""
         ns = namespace or self.settings.project
         verb = "rawPredict" if raw else "predict"
         payload = body if body is not None else json.dumps({"instances": instances}).encode()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload, headers=headers)
+        warnings = _WARNING.findall(response.headers.get("warning", ""))
         try:
-            return response.status_code, response.json()
+            parsed = response.json()
         except ValueError:
-            return response.status_code, {"raw": response.text}
+            parsed = {"raw": response.text}
+        return Prediction(response.status_code, parsed, [re.sub(r"\\(.)", r"\1", w) for w in warnings])
 
 
-__all__ = ["Deployment", "Sandbox", "SandboxError"]
+_WARNING = re.compile(r'299 \S+ "((?:[^"\\]|\\.)*)"')
+"""One ``Warning: 299 AGENT "text"`` value (RFC 7234 form, as the Kubernetes API server sends them)."""
+
+
+__all__ = ["Deployment", "Prediction", "Sandbox", "SandboxError", "created_by_deploy"]

@@ -8,6 +8,7 @@ with ``http_status``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -121,3 +122,14 @@ class DeployFailed(SandboxError):
 
     code = "deploy.failed"
     http_status = 502
+
+
+def model_server_message(body: Any) -> str:
+    """The text of a model server's error answer: TF Serving's ``{"error": "..."}``, TorchServe's
+    ``{"code", "type", "message"}``, anything else as (truncated) JSON."""
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), str):
+            return str(body["error"])
+        if "message" in body:
+            return f"{body.get('type', 'Error')}: {body['message']}"
+    return json.dumps(body)[:2000]

@@ -27,7 +27,7 @@ class Image:
     accelerator: bool = False
     deprecated: bool = False
     native: bool = True
-    """False when no wheel of the framework exists for this Python, so only Compose can run it."""
+    """False when no wheel of the framework exists for this Python, so the sandbox cannot serve it natively."""
     python: str = ""
     """The Python that runs user code in the image (handlers, model files): ``3.9`` for the PyTorch 2.x images."""
 
@@ -44,7 +44,9 @@ class Image:
     def warnings(self) -> list[str]:
         notes = []
         if self.deprecated:
-            notes.append(f"image {self.name} is deprecated on GDC; move to {newest(self.framework).name}")
+            notes.append(
+                f"image {self.name} is deprecated on GDC; move to {newest(self.framework, self.accelerator).name}"
+            )
         if self.accelerator:
             notes.append(f"image {self.name} is a GPU image; the sandbox serves it on the CPU")
         return notes
@@ -81,7 +83,18 @@ def resolve(image: str) -> Image:
     )
 
 
-def newest(framework: Framework) -> Image:
-    """The newest CPU image for a framework: what GDC users get by default."""
-    candidates = [i for i in IMAGES.values() if i.framework == framework and not i.accelerator and not i.deprecated]
+def newest(framework: Framework, accelerator: bool = False) -> Image:
+    """The newest supported image for a framework, CPU by default (what GDC users get) or GPU."""
+    candidates = [
+        i
+        for i in IMAGES.values()
+        if i.framework == framework and i.accelerator == accelerator and not i.deprecated and i.native
+    ]
     return max(candidates, key=lambda i: i.version_tuple)
+
+
+def nearest_native(image: Image) -> Image:
+    """The image the sandbox can run that is closest to ``image``: the oldest native one at or above its version."""
+    natives = [i for i in IMAGES.values() if i.framework == image.framework and i.native and not i.accelerator]
+    newer = [i for i in natives if i.version_tuple >= image.version_tuple]
+    return min(newer, key=lambda i: i.version_tuple) if newer else max(natives, key=lambda i: i.version_tuple)

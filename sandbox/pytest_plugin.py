@@ -1,9 +1,10 @@
 """The pytest plugin (entry point ``pytest11: sandbox``): a shared sandbox fixture and the scenario collector.
 
-``pytest scenarios/`` collects every ``scenarios/**/*.yaml`` file as one :class:`ScenarioFile` with one
-:class:`ScenarioItem` per case. Items use the sandbox already running for ``GDC_SANDBOX_HOME`` (or
-``--sandbox-home``); when none is running, the plugin starts a private one in a temporary folder on
-free ports and stops it at the end of the session (``--sandbox-keep`` leaves it running).
+``pytest scenarios/`` collects every ``scenarios/**/*.yaml`` file (and any ``scenario*.yaml``, which is
+what ``gdc-sandbox repro`` writes) as one :class:`ScenarioFile` with one :class:`ScenarioItem` per case
+and image. Items use the sandbox already running for ``GDC_SANDBOX_HOME`` (or ``--sandbox-home``); when
+none is running, the plugin starts a private one in a temporary folder on free ports and stops it at the
+end of the session (``--sandbox-keep`` leaves it running).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import ValidationError
 
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
 from sandbox.settings import Settings
 from sandbox.testing.runner import ScenarioFailure, ScenarioRun
-from sandbox.testing.scenario import Case, Scenario
+from sandbox.testing.scenario import Case, Scenario, ScenarioError, load_builder, load_scenario
 
 MARKERS = {
     "tfserving": "needs the TensorFlow runtime",
@@ -112,39 +112,69 @@ def sandbox(pytestconfig: pytest.Config) -> Sandbox:
     return pytestconfig.stash[session_key].get()
 
 
+def is_scenario_file(path: Path) -> bool:
+    """YAML files under a ``scenarios`` folder, and ``scenario*.yaml`` files elsewhere that start with a
+    ``scenario:`` key (what ``repro`` writes), so that other tools' YAML files are left alone."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    if "scenarios" in path.parts:
+        return True
+    try:
+        return path.name.startswith("scenario") and path.read_text(errors="replace").lstrip().startswith("scenario:")
+    except OSError:
+        return False
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+    if is_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
 class ScenarioFile(pytest.File):
+    """One scenario file: one item per case (or one ``deploy`` item), per image."""
+
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            raw = yaml.safe_load(self.path.read_text())
-            scenario = Scenario.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
-            yield InvalidScenarioItem.from_parent(self, name="invalid-scenario", error=str(exc))
+            scenario = load_scenario(self.path, yaml.safe_load(self.path.read_text()))
+        except yaml.YAMLError as exc:
+            yield InvalidScenarioItem.from_parent(self, name="invalid-scenario", error=f"{self.path}: not YAML: {exc}")
             return
-        run_holder: dict[str, ScenarioRun] = {}
-        marker = "torchserve" if scenario.image.startswith("pytorch") else "tfserving"
+        except ScenarioError as exc:
+            yield InvalidScenarioItem.from_parent(self, name="invalid-scenario", error=exc.message)
+            return
         cases: list[Case | None] = list(scenario.cases) or [None]
-        for case in cases:
-            item = ScenarioItem.from_parent(
-                self, name=case.name if case else "deploy", scenario=scenario, case=case, run_holder=run_holder
-            )
-            item.add_marker(marker)
-            for extra in scenario.markers:
-                item.add_marker(extra)
-            yield item
+        for image in scenario.all_images:
+            run_holder: dict[str, ScenarioRun] = {}
+            for case in cases:
+                name = case.name if case else "deploy"
+                item = ScenarioItem.from_parent(
+                    self,
+                    name=f"{name}[{image}]" if scenario.images else name,
+                    scenario=scenario,
+                    image=image,
+                    case=case,
+                    run_holder=run_holder,
+                )
+                item.add_marker("torchserve" if image.startswith("pytorch") else "tfserving")
+                for extra in scenario.markers:
+                    item.add_marker(extra)
+                yield item
 
 
 class ScenarioItem(pytest.Item):
     def __init__(
-        self, *, scenario: Scenario, case: Case | None, run_holder: dict[str, ScenarioRun], **kwargs: Any
+        self,
+        *,
+        scenario: Scenario,
+        image: str,
+        case: Case | None,
+        run_holder: dict[str, ScenarioRun],
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
+        self.image = image
         self.case = case
         self.run_holder = run_holder
 
@@ -152,7 +182,9 @@ class ScenarioItem(pytest.Item):
         session = self.config.stash[session_key]
         run = self.run_holder.get("run")
         if run is None:
-            run = ScenarioRun(self.scenario, self.path, session.get())
+            if self.scenario.build is not None:  # a wrong builder is reported before any sandbox starts
+                load_builder(self.path, self.scenario.build)
+            run = ScenarioRun(self.scenario, self.path, session.get(), image=self.image)
             self.run_holder["run"] = run
             session.runs.append(run)
         if self.case is None:
@@ -163,6 +195,8 @@ class ScenarioItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):
             return excinfo.value.render()
+        if isinstance(excinfo.value, ScenarioError):
+            return f"error[{excinfo.value.code}]: {excinfo.value.message}"
         if isinstance(excinfo.value, SandboxError):
             return excinfo.value.render()
         return str(super().repr_failure(excinfo))
@@ -177,7 +211,7 @@ class InvalidScenarioItem(pytest.Item):
         self.error = error
 
     def runtest(self) -> None:
-        raise ScenarioFailure(f"{self.path.name} is not a valid scenario file:\n{self.error}")
+        raise ScenarioFailure(self.error)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         return str(excinfo.value)
@@ -188,7 +222,7 @@ class InvalidScenarioItem(pytest.Item):
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Undeploy a scenario as soon as its last case ran, so model servers do not pile up."""
-    if isinstance(item, ScenarioItem) and (nextitem is None or nextitem.parent is not item.parent):
+    if isinstance(item, ScenarioItem) and getattr(nextitem, "run_holder", None) is not item.run_holder:
         run = item.run_holder.pop("run", None)
         if run is not None:
             run.cleanup()

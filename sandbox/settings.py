@@ -8,6 +8,7 @@ Environment variables (all optional; a ``.env`` file in the working folder is re
 - ``GDC_SANDBOX_PROJECT``, ``GDC_SANDBOX_LOCATION``, ``GDC_SANDBOX_BUCKET``: the default project layout.
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
+- ``GDC_SANDBOX_MAX_EXTRACT_BYTES``: the most an archive given to ``repro`` may extract to (default 10 GiB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
 - ``GDC_SANDBOX_AUTOSCALE_INTERVAL`` / ``GDC_SANDBOX_SCALE_DOWN_DELAY``: seconds between CPU measurements of
   the replicas, and how long usage must stay low before replicas are removed.
@@ -31,6 +32,13 @@ from sandbox.errors import UsageError
 SERVING_IDENTITY = "vai-default-serving-sa"
 BUCKET_VIEWER_ROLE = "project-bucket-object-viewer"
 PREDICTION_USER_ROLE = "vertex-ai-prediction-user"
+ROLES = {
+    BUCKET_VIEWER_ROLE: "bucket",
+    "project-bucket-object-admin": "bucket",
+    PREDICTION_USER_ROLE: "project",
+    "vertex-ai-prediction-admin": "project",
+}
+"""Every role a binding can name, and what it is granted on."""
 
 ENV_PREFIX = "GDC_SANDBOX_"
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -117,6 +125,9 @@ class Settings:
 
     max_request_bytes: int = 1_572_864
     """Online prediction request/response size limit (Vertex: 1.5 MB)."""
+
+    max_extract_bytes: int = 10 * 1024**3
+    """Largest total size an archive handed to ``repro`` or a scenario may extract to (GDC's 10 GB artifact limit)."""
 
     prediction_auth: bool = False
     """Require a bearer token of an identity holding vertex-ai-prediction-user (off, as in GDC's Preview)."""

@@ -14,6 +14,19 @@ _MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "model.mar", "variables",
 LAYOUT_HINT = "artifacts live at s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/, e.g. s3://models/my-model/1/"
 
 
+def split_bucket(uri: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY`` -> (BUCKET, KEY), refusing other schemes and names S3 does not allow for buckets."""
+    if not uri.startswith("s3://"):
+        raise InvalidURI(f"{uri!r} is not an s3:// URI", hint=LAYOUT_HINT)
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not _BUCKET.match(bucket):
+        raise InvalidURI(
+            f"{bucket!r} is not a valid bucket name in {uri!r}",
+            hint="bucket names are 3-63 lowercase letters, digits, dots and hyphens; " + LAYOUT_HINT,
+        )
+    return bucket, key
+
+
 @dataclass(frozen=True)
 class ArtifactURI:
     """A parsed version-folder URI."""
@@ -33,15 +46,7 @@ class ArtifactURI:
     @classmethod
     def parse(cls, uri: str) -> ArtifactURI:
         """Parse and validate; every rejection says what was wrong and what the layout is."""
-        if not uri.startswith("s3://"):
-            raise InvalidURI(f"{uri!r} is not an s3:// URI", hint=LAYOUT_HINT)
-        rest = uri[len("s3://") :]
-        bucket, _, key = rest.partition("/")
-        if not _BUCKET.match(bucket):
-            raise InvalidURI(
-                f"{bucket!r} is not a valid bucket name in {uri!r}",
-                hint="bucket names are 3-63 lowercase letters, digits, dots and hyphens; " + LAYOUT_HINT,
-            )
+        bucket, key = split_bucket(uri)
         parts = [p for p in key.split("/") if p != ""] if key else []
         if "//" in key.strip("/"):
             raise InvalidURI(f"{uri!r} has an empty path segment", hint=LAYOUT_HINT)

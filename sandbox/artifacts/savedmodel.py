@@ -12,7 +12,7 @@ from sandbox.artifacts.tf_behaviour import check_serving_behaviour
 from sandbox.artifacts.tf_files import check_assets, check_unsaved_variables, check_variables
 from sandbox.artifacts.tf_graph import GraphWalker
 from sandbox.diagnostics import Diagnostic, make
-from sandbox.images import Image, version_tuple
+from sandbox.images import Image, newest, version_tuple
 
 MAX_PB_BYTES = 2**31 - 1
 """Protobuf's hard limit: TensorFlow cannot read a larger saved_model.pb either."""
@@ -121,7 +121,6 @@ def _what_is_it(data: bytes) -> str:
             "TF Serving reports 'Could not find meta graph def matching supplied tags: { serve }'"
         )
     return ""
-
 
 
 def _check_version(mg: Any, image: Image) -> list[Diagnostic]:
@@ -247,6 +246,8 @@ def _check_ops(walker: GraphWalker, roots: list[Any], image: Image) -> list[Diag
                 f"TF {image.version} has no shipped op registry; ops were "
                 f"checked against TF {reg.version}, so ops added in between are not caught",
                 path=None,
+                image_version=image.version,
+                suggest=newest("tf").name,
             )
         )
     defaults = {

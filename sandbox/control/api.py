@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.control.auth import PredictionAuth
 from sandbox.control.controller import Controller
-from sandbox.control.gateway import PredictionGateway
+from sandbox.control.gateway import DEPLOYED_MODEL_HEADER, PredictionGateway
 from sandbox.control.http import SegmentConverter, error_response, json_response
-from sandbox.errors import NotFound, UsageError
+from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.process import ProcessRecord
 
 ADMIN = "/sandbox/v1"
+log = logging.getLogger("sandbox.requests")
 
 
 class ControlPlaneApp:
@@ -64,20 +68,27 @@ class ControlPlaneApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
+        started = time.monotonic()
         try:
             endpoint, args = adapter.match()
             response = getattr(self, f"on_{endpoint}")(request, **args)
         except Exception as exc:  # the single mapping point: never a traceback to the caller
             if not _expected(exc):
-                import traceback
-
-                traceback.print_exc()
+                log.exception("internal error on %s %s", request.method, request.path)
             response = error_response(exc)
+        _log_request(request, response, time.monotonic() - started)
         return response(environ, start_response)
 
     # -- admin ---------------------------------------------------------------------------------
     def on_health(self, request: Request) -> Response:
-        return json_response({"status": "ok", "pid": os.getpid(), "gateway": self.controller.gateway_url})
+        return json_response(
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "gateway": self.controller.gateway_url,
+                "predictionAuth": self.controller.settings.prediction_auth,
+            }
+        )
 
     def on_shutdown(self, request: Request) -> Response:
         threading.Thread(target=self._request_shutdown, daemon=True).start()
@@ -133,7 +144,10 @@ class ControlPlaneApp:
         return json_response({"pods": pods})
 
     def on_iam_list(self, request: Request) -> Response:
-        bindings = self.controller.iam.list(request.args.get("project"))
+        args = request.args
+        bindings = self.controller.iam.list(
+            args.get("project"), args.get("identity"), args.get("role"), args.get("bucket") or args.get("resource")
+        )
         return json_response({"bindings": [b.__dict__ for b in bindings]})
 
     def on_iam_grant(self, request: Request) -> Response:
@@ -197,19 +211,43 @@ class ControlPlaneApp:
         )
 
 
+def _log_request(request: Request, response: Response, seconds: float) -> None:
+    """One line per request: predictions and changes at INFO, reads (polled by `deploy --wait`) at DEBUG."""
+    dm_id = response.headers.get(DEPLOYED_MODEL_HEADER, "")
+    level = logging.DEBUG if request.method in ("GET", "HEAD") and response.status_code < 500 else logging.INFO
+    log.log(
+        level,
+        "%s %s -> %d in %.1f ms%s%s%s",
+        request.method,
+        request.path,
+        response.status_code,
+        seconds * 1000,
+        f" deployedModelId={dm_id}" if dm_id else "",
+        f" error={_reason(response)}" if response.status_code >= 400 else "",
+        " (dropped keys: see the Warning header)" if "Warning" in response.headers else "",
+    )
+
+
+def _reason(response: Response) -> str:
+    """The sandbox's error code of an error answer (``error.reason``), or its HTTP status for a raw one."""
+    try:
+        error = json.loads(response.get_data())["error"]
+        return str(error.get("reason") or response.status_code) if isinstance(error, dict) else "model-server"
+    except (ValueError, KeyError, TypeError):
+        return str(response.status_code)
+
+
 def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.get_data() or b"{}")
     except ValueError as exc:
         raise UsageError(f"request body is not valid JSON: {exc}", code="api.malformed-json") from None
+    except RecursionError:
+        raise UsageError("request body is nested too deeply to parse", code="api.malformed-json") from None
     if not isinstance(body, dict):
         raise UsageError("request body must be a JSON object", code="api.malformed-json")
     return body
 
 
 def _expected(exc: Exception) -> bool:
-    from werkzeug.exceptions import HTTPException
-
-    from sandbox.errors import SandboxError
-
     return isinstance(exc, (SandboxError, HTTPException))

@@ -26,14 +26,15 @@ class PredictionAuth:
             raise SandboxError(
                 "the request has no bearer token and prediction authorization is on",
                 code="auth.unauthenticated",
-                hint="send `Authorization: Bearer TOKEN`; `gdc-sandbox iam token --identity ID` issues one",
+                hint="send `Authorization: Bearer TOKEN` (`gdc-sandbox predict --token TOKEN`); "
+                "`gdc-sandbox iam token --identity ID` issues one",
             ).with_status(401)
         found = self.iam.identity_for(token)
         if found is None:
             raise SandboxError(
                 "the bearer token is not known to this sandbox",
                 code="auth.unauthenticated",
-                hint="issue a token with `gdc-sandbox iam token --identity ID`",
+                hint="issue a token with `gdc-sandbox iam token --identity ID` (tokens belong to one sandbox home)",
             ).with_status(401)
         _, identity = found
         if not self.iam.can_predict(project, identity):

@@ -31,9 +31,9 @@ class Controller:
         self.gateway_url = gateway_url
         self.store = ResourceStore(settings.state_dir / "resources")
         first_start = not (settings.state_dir / "iam.json").exists()
-        self.iam = IAM(settings.state_dir / "iam.json")
         self.s3 = Store(s3_endpoint, settings.access_key, settings.secret_key)
         self.s3.ensure_bucket(settings.bucket)
+        self.iam = IAM(settings.state_dir / "iam.json", self.s3.bucket_exists)
         if first_start:
             default_bindings(self.iam, settings.project, settings.bucket)
         self.pods = PodTable(settings.state_dir / "pods")

@@ -23,7 +23,7 @@ from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import FORCE_ANNOTATION, pool_autoscaling, serving_uri
 from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
-from sandbox.images import Image, resolve
+from sandbox.images import Image, nearest_native, resolve
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import RUNTIMES
@@ -140,8 +140,7 @@ class Deployer:
             servingImage=resolve(dm["spec"]["modelSpec"]["modelContainerSpec"]["imageURI"]).name,
             **self.replica_facts(key),
         )
-        status.pop("diagnostics", None)
-        status.pop("failure", None)
+        status.pop("failure", None)  # diagnostics stay: the preflight's warnings on what now serves
         self._save_status(key, with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE))
         self.on_ready(key, dm)
 
@@ -152,10 +151,14 @@ class Deployer:
         container = spec["modelSpec"]["modelContainerSpec"]
         image = resolve(container["imageURI"])
         if not image.native:
+            near = nearest_native(image)
             raise DeployFailed(
-                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python",
+                f"image {image.name} runs TensorFlow {image.version}, which has no build for this Python, "
+                "so the sandbox cannot serve it",
                 code="deploy.ImageNotSupported",
-                hint="use the Docker Compose sandbox (real tensorflow/serving image) for this image",
+                hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
+                f"(TensorFlow {near.version} loads SavedModels written by {image.version}); "
+                f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}",
             )
         replicas = self._replicas(namespace, spec)
         container_plan = plan(image, container.get("command", []), container.get("args", []))
@@ -178,7 +181,7 @@ class Deployer:
             shutil.rmtree(artifact_dir)
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
-            self._preflight(artifact_dir, image)
+            self._preflight(key, artifact_dir, image)
         RUNTIMES[image.framework].prepare(image, lambda message: self._note_progress(key, generation, message))
         return self.start_pods(key, generation, replicas)
 
@@ -202,11 +205,16 @@ class Deployer:
             )
         return pool_autoscaling(pool).minReplica
 
-    def _preflight(self, artifact_dir: Path, image: Image) -> None:
+    def _preflight(self, key: Key, artifact_dir: Path, image: Image) -> None:
+        """Refuse an artifact with checker errors; keep its warnings and notes in status.diagnostics."""
         from sandbox.artifacts import check_artifact
 
         report = check_artifact(artifact_dir, image)
-        if not report.ok:
+        if report.ok:
+            status = dict(dict(self.store.get(key) or {}).get("status") or {})
+            status["diagnostics"] = report.to_dict()["diagnostics"]
+            self._save_status(key, status)
+        else:
             error = DeployFailed(
                 "the artifact will not serve: "
                 + "; ".join(f"{d.code}: {d.message}" for d in report.diagnostics if d.severity == "error"),

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox.errors import NotFound, UsageError
-from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, SERVING_IDENTITY
+from sandbox.settings import BUCKET_VIEWER_ROLE, PREDICTION_USER_ROLE, ROLES, SERVING_IDENTITY
 
-ROLES = {
-    BUCKET_VIEWER_ROLE: "bucket",
-    "project-bucket-object-admin": "bucket",
-    PREDICTION_USER_ROLE: "project",
-    "vertex-ai-prediction-admin": "project",
-}
 READ_ROLES = (BUCKET_VIEWER_ROLE, "project-bucket-object-admin")
 PREDICT_ROLES = (PREDICTION_USER_ROLE, "vertex-ai-prediction-admin")
 
@@ -33,8 +28,9 @@ class Binding:
 class IAM:
     """Role bindings and identity tokens, persisted as one JSON file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bucket_exists: Callable[[str], bool] = lambda bucket: True) -> None:
         self.path = path
+        self.bucket_exists = bucket_exists
         self._lock = threading.Lock()
         self.bindings: set[Binding] = set()
         self.tokens: dict[str, tuple[str, str]] = {}  # token -> (project, identity)
@@ -54,6 +50,13 @@ class IAM:
 
     def grant(self, project: str, identity: str, role: str, resource: str | None = None) -> Binding:
         binding = self._binding(project, identity, role, resource)
+        if ROLES[role] == "bucket" and not self.bucket_exists(binding.resource):
+            raise NotFound(
+                f"bucket {binding.resource} does not exist, so {role} cannot be granted on it",
+                code="iam.no-such-bucket",
+                hint=f"create it with `gdc-sandbox mb s3://{binding.resource}`, or check the name: "
+                "`gdc-sandbox ls s3://` lists the buckets",
+            )
         with self._lock:
             self.bindings.add(binding)
             self._save()
@@ -72,10 +75,21 @@ class IAM:
             self._save()
         return binding
 
-    def list(self, project: str | None = None) -> list[Binding]:
+    def list(
+        self,
+        project: str | None = None,
+        identity: str | None = None,
+        role: str | None = None,
+        resource: str | None = None,
+    ) -> list[Binding]:
+        """Bindings matching every filter given (None matches all)."""
+        if role is not None:
+            _known_role(role)
+        wanted = {"project": project, "identity": identity, "role": role, "resource": resource}
         with self._lock:
             return sorted(
-                (b for b in self.bindings if project in (None, b.project)), key=lambda b: tuple(asdict(b).values())
+                (b for b in self.bindings if all(v in (None, getattr(b, k)) for k, v in wanted.items())),
+                key=lambda b: tuple(asdict(b).values()),
             )
 
     def can_read_bucket(self, project: str, identity: str, bucket: str) -> bool:
@@ -99,8 +113,7 @@ class IAM:
 
     @staticmethod
     def _binding(project: str, identity: str, role: str, resource: str | None) -> Binding:
-        if role not in ROLES:
-            raise UsageError(f"unknown role {role!r}", code="iam.unknown-role", hint="roles: " + ", ".join(ROLES))
+        _known_role(role)
         if ROLES[role] == "bucket":
             if not resource:
                 raise UsageError(
@@ -108,6 +121,11 @@ class IAM:
                 )
             return Binding(project, identity, role, resource)
         return Binding(project, identity, role, project)
+
+
+def _known_role(role: str) -> None:
+    if role not in ROLES:
+        raise UsageError(f"unknown role {role!r}", code="iam.unknown-role", hint="roles: " + ", ".join(ROLES))
 
 
 def default_bindings(iam: IAM, project: str, bucket: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 Key = tuple[str, str, str]  # kind, namespace, name
+log = logging.getLogger("sandbox.state")
 
 
 def now_rfc3339() -> str:
@@ -91,6 +93,9 @@ class ResourceStore:
                     stored["metadata"]["generation"] = int(stored["metadata"].get("generation", 1)) + 1
             self._items[key] = stored
             self._persist(key, stored)
+            if changed:
+                verb = "created" if current is None else "configured"
+                log.info("%s %s generation %s: %s", verb, _name(key), stored["metadata"]["generation"], _spec(stored))
             return copy.deepcopy(stored), changed
 
     def set_status(self, key: Key, status: dict[str, Any]) -> None:
@@ -98,8 +103,20 @@ class ResourceStore:
             item = self._items.get(key)
             if item is None:
                 return
+            before = _condition(item.get("status") or {})
             item["status"] = copy.deepcopy(status)
             self._persist(key, item)
+            after = _condition(status)
+            if after != before and after[0]:
+                dm_id = status.get("deployedModelID")
+                log.info(
+                    "%s%s %s -> %s: %s",
+                    _name(key),
+                    f" (deployedModelId {dm_id})" if dm_id else "",
+                    before[0] or "new",
+                    after[0],
+                    after[1],
+                )
 
     def update_status(self, key: Key, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """Change part of a status atomically: ``change`` gets a copy of the current status, returns the new one."""
@@ -115,4 +132,33 @@ class ResourceStore:
             item = self._items.pop(key, None)
             if item is not None:
                 self._persist(key, None)
+                log.info("deleted %s", _name(key))
             return item
+
+
+def _name(key: Key) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace}/{name}"
+
+
+def _condition(status: dict[str, Any]) -> tuple[str, str]:
+    """(reason, message) of a status' primary (or first) condition; ("", "") if it has none."""
+    cond: dict[str, Any] = status.get("primaryCondition") or next(iter(status.get("conditions") or []), {})
+    return str(cond.get("reason", "")), str(cond.get("message", ""))
+
+
+def _spec(item: dict[str, Any]) -> str:
+    """A one-line summary of what a change asks for, for the log."""
+    spec = item.get("spec") or {}
+    if item["kind"] == "DeployedModel":
+        model = spec.get("modelSpec") or {}
+        image = (model.get("modelContainerSpec") or {}).get("imageURI", "?")
+        return f"artifact {model.get('artifactLocation', '?')} on {image}"
+    if item["kind"] == "Endpoint":
+        routes = [
+            f"{d.get('serviceRef', {}).get('name', '?')} {d.get('trafficPercentage', '?')}%"
+            for d in spec.get("destinations") or []
+        ]
+        return "traffic " + (", ".join(routes) or "none")
+    replicas = ((spec.get("dedicatedResources") or {}).get("autoscaling") or {}).get("minReplica", "?")
+    return f"{replicas} replica(s)"

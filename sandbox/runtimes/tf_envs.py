@@ -63,8 +63,8 @@ def _check_wheel_exists(minor: str) -> None:
     if major_minor < oldest or minor not in PINS:
         raise TFRuntimeUnavailable(
             f"TensorFlow {minor} cannot run natively here: there is no tensorflow-cpu {minor} wheel for Python {py} "
-            f"(native runtimes: {', '.join(sorted(PINS))}). Use the Docker Compose path instead, which runs the real "
-            f"tensorflow/serving:{minor}.x image: `docker compose up` on a machine with a Docker engine."
+            f"(native runtimes: {', '.join(sorted(PINS))}). Serve the model on the nearest of those instead: "
+            "TensorFlow loads SavedModels written by older versions."
         )
 
 

@@ -104,15 +104,28 @@ class Store:
             raise StorageError(
                 f"S3 refused {what}: {code}: {err.get('Message', '')}".rstrip(": "),
                 code=f"s3.{code}",
-                hint=_s3_hint(code),
+                hint=_s3_hint(code, str(err.get("BucketName") or "BUCKET")),
             ) from exc
 
-    def ensure_bucket(self, bucket: str) -> None:
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create ``bucket`` unless it exists; True if it was created."""
         with self._s3_errors(f"creating bucket {bucket}"):
             try:
                 self.client.head_bucket(Bucket=bucket)
+                return False
             except botocore.exceptions.ClientError:
                 self.client.create_bucket(Bucket=bucket)
+                return True
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with self._s3_errors(f"looking up bucket {bucket}"):
+            try:
+                self.client.head_bucket(Bucket=bucket)
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                    return False
+                raise
 
     def list_artifact(self, uri: ArtifactURI) -> list[dict[str, Any]]:
         """Objects under the version folder: prefix-safe (``m/1/`` never matches ``m/10/``), folder markers skipped."""
@@ -124,6 +137,15 @@ class Store:
                     if safe_relative(obj["Key"], uri.prefix) is not None:
                         objects.append(obj)
         return objects
+
+    def delete_artifact(self, uri: ArtifactURI) -> int:
+        """Delete the objects of one version folder (prefix-safe); returns how many there were."""
+        objects = self.list_artifact(uri)
+        for start in range(0, len(objects), 1000):
+            batch = [{"Key": obj["Key"]} for obj in objects[start : start + 1000]]
+            with self._s3_errors(f"deleting {uri}"):
+                self.client.delete_objects(Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(objects)
 
     def list_prefix(self, uri: str) -> list[dict[str, Any]]:
         """Buckets (for ``s3://``) or objects under ``s3://BUCKET/PREFIX`` as {key, size, etag}."""
@@ -203,7 +225,8 @@ class Store:
                 raise StorageError(
                     f"s3://{uri.bucket}/{obj['Key']} collides with a folder of the same name",
                     code="artifact.key-collision",
-                    hint="remove the object or the folder prefix with the same name",
+                    hint="upload the model again to a new MODEL_VERSION_ID from a folder without the clash "
+                    "(`gdc-sandbox upload SRC s3://BUCKET/MODEL_ID/NEW_VERSION`)",
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
             with self._s3_errors(f"downloading s3://{uri.bucket}/{obj['Key']}"):
@@ -229,10 +252,12 @@ def _files_to_upload(local: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def _s3_hint(code: str) -> str:
+def _s3_hint(code: str, bucket: str) -> str:
+    keys = "use the project's keys from $GDC_SANDBOX_HOME/credentials.env (default .sandbox/credentials.env)"
     return {
-        "NoSuchBucket": "create the bucket, or check its name: `gdc-sandbox ls s3://`",
-        "AccessDenied": "the keys in use lack access to this bucket; see `gdc-sandbox iam list`",
-        "InvalidAccessKeyId": "use the project's keys from .sandbox/credentials.env",
-        "SignatureDoesNotMatch": "the secret key is wrong; use the project's keys from .sandbox/credentials.env",
+        "NoSuchBucket": f"create it with `gdc-sandbox mb s3://{bucket}`, or check the name: `gdc-sandbox ls s3://` "
+        "lists the buckets",
+        "AccessDenied": f"the keys in use may not access this bucket; {keys}",
+        "InvalidAccessKeyId": keys,
+        "SignatureDoesNotMatch": f"the secret key is wrong; {keys}",
     }.get(code, "")

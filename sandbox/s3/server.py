@@ -54,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
+    class PlainLogHandler(MotoRequestHandler):  # type: ignore[misc]
+        """Request lines without werkzeug's ANSI colours: s3.log is a file, read with less and grep."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.log("info", '"%s" %s %s', self.requestline, getattr(code, "value", code), size)
+
     app = build_app(args.data_dir, keys)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)  # type: ignore[arg-type]
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=PlainLogHandler)  # type: ignore[arg-type]
     print(f"S3 endpoint listening on http://{args.host}:{server.server_port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.export import export_tensorflow
+from sandbox.testing.reference import saved_model_reference
 from sandbox.testing.scenario import Built
 from sandbox.testing.scratch import private_keras_home
 
@@ -99,7 +100,7 @@ def tf_variables_emptied(out_dir: Path) -> Built:
     _module_export(out_dir, _doubler(tf, with_variable=True))
     for f in (out_dir / "variables").iterdir():
         f.unlink()  # the empty variables/ folder does not reach S3 (no objects under it)
-    return Built(out_dir)
+    return Built(out_dir, saved_model_reference(out_dir))
 
 
 # --- tf.op-unsupported ---------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def tf_input_without_batch_dim(out_dir: Path) -> Built:
             return {"y": tf.matmul(tf.reshape(x, [1, 4]), self.w)}
 
     _module_export(out_dir, OneExample())
-    return Built(out_dir)
+    return Built(out_dir, saved_model_reference(out_dir))
 
 
 def tf_decodes_base64_again(out_dir: Path) -> Built:
@@ -261,7 +262,7 @@ def tf_decodes_base64_again(out_dir: Path) -> Built:
             return {"n": tf.strings.length(tf.io.decode_base64(image_bytes))}
 
     _module_export(out_dir, Bytes())
-    return Built(out_dir)
+    return Built(out_dir, saved_model_reference(out_dir))
 
 
 # --- layout.lfs-pointer / tf.warmup-invalid --------------------------------------------------------

@@ -75,10 +75,12 @@ class Server:
 
 
 def start_server(args: list[str], log: Path, python: str = sys.executable, ready_model: str | None = None,
-                 timeout: float = 90.0) -> Server:
-    """Start the server on free ports and wait until REST answers (and ``ready_model`` is AVAILABLE)."""
+                 timeout: float = 90.0, env: dict[str, str] | None = None) -> Server:
+    """Start the server on free ports and wait until REST answers (and ``ready_model`` is AVAILABLE).
+
+    ``env`` adds to this process' environment."""
     rest, grpc_port = free_port(), free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     cmd = [python, "-m", "sandbox.runtimes.tfserving", f"--port={grpc_port}", f"--rest_api_port={rest}", *args]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)

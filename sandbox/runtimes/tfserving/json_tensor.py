@@ -106,6 +106,10 @@ def _converter(enum_value: int) -> Callable[[Any], Any]:
     return conv
 
 
+MAX_RANK = 64
+"""numpy's limit on dimensions (TensorFlow's is 254): deeper JSON is refused as INVALID_ARGUMENT, not a crash."""
+
+
 def dense_shape(val: Any) -> list[int]:
     """``GetDenseTensorShape``: follow first elements down the nested lists."""
     dims: list[int] = []
@@ -179,6 +183,11 @@ def to_array(val: Any, enum_value: int) -> np.ndarray:
     if arr is not None:
         return arr
     dims = dense_shape(val)
+    if len(dims) > MAX_RANK:
+        raise errors.invalid_argument(
+            f"Too many dimensions in tensor: the JSON value nests {len(dims)} lists; this server (numpy) holds "
+            f"at most {MAX_RANK}"
+        )
     out: list[Any] = []
     _fill(val, 0, dims, enum_value, _converter(enum_value), out)
     np_dtype = object if dtype_string(enum_value) == "string" else _np_dtype(enum_value)

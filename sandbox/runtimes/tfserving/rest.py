@@ -58,6 +58,9 @@ class RestApi:
         except errors.ServingError as exc:
             code = exc.http_status
             body, status = json_output.error_json(exc.message), f"{code} {HTTP_STATUS_CODES.get(code, 'Error')}"
+        except RecursionError:  # Python's JSON and the converters recurse; rapidjson's limit is the C stack
+            message = "JSON Parse error: the document nests too deeply to parse (a limit of this Python server)"
+            body, status = json_output.error_json(message), "400 Bad Request"
         except Exception as exc:  # never let a bug look like a dropped connection
             tflog.error("tensorflow_serving/model_servers/http_server.cc:0", f"internal error: {exc!r}")
             body, status = json_output.error_json(f"{type(exc).__name__}: {exc}"), "500 Internal Server Error"
