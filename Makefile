@@ -46,6 +46,9 @@ test-compose: venv  ## the compose backend's tests and scenarios, on a private d
 standin-images: venv  ## build the stand-in images into the Docker engine at DOCKER_HOST (no pulls)
 	$(PY) -m sandbox.standins build
 
+runtimes: venv  ## create every image's runtime (PyTorch 2.4/2.1 on Python 3.9, TF 2.14) in the runtime cache
+	$(VENV)/bin/gdc-sandbox runtimes install
+
 bench: venv  ## the issue-13 table: checker vs saved_model_cli, then start-up, deploy, gateway, memory, restore
 	$(PY) -m compileall -q sandbox  # measure the tool as installed: bytecode up to date
 	$(PY) bench/check_bench.py
@@ -55,4 +58,4 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check sandbox tests scenarios bench
 	$(VENV)/bin/mypy
 
-.PHONY: help venv sandbox-up sandbox-down status test test-compose standin-images bench lint
+.PHONY: help venv sandbox-up sandbox-down status test test-compose standin-images runtimes bench lint

@@ -354,6 +354,51 @@ def cmd_iam(sb: Sandbox, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
+    from sandbox.runtimes import catalog, envs
+
+    chosen = catalog.runtimes(args.images)
+    if args.action == "list":
+        rows = [("RUNTIME", "IMAGES", "STATE", "SIZE", "CREATED IN", "WHAT")]
+        for rt in chosen:
+            stamp = envs.installed(rt.spec) if rt.spec else None
+            size = f"{envs.folder_size(envs.env_dir(rt.spec)) / 1e9:.1f} GB" if rt.spec and stamp else ""
+            took = f"{stamp['seconds']}s" if stamp and "seconds" in stamp else ""
+            what = rt.spec.title if rt.spec else rt.problem.split(":")[0] if rt.problem else "the sandbox's own Python"
+            rows.append((rt.name, ",".join(i.name for i in rt.images), rt.state(), size, took, what))
+        _table(rows)
+        cache = envs.cache_dir()
+        total = envs.folder_size(cache) if cache.exists() else 0
+        _out(f"\nruntime cache: {cache} ({total / 1e9:.1f} GB; GDC_SANDBOX_RUNTIME_CACHE moves it)")
+        return 0
+    todo = [rt for rt in chosen if rt.spec is not None]
+    skipped = [rt for rt in chosen if rt.problem]
+    for rt in skipped:
+        _err(f"skipped {','.join(i.name for i in rt.images)}: {rt.problem}")
+
+    def progress(message: str) -> None:
+        _err(f"  ... {message}")
+
+    try:
+        for rt in todo:
+            assert rt.spec is not None
+            if args.action == "download":
+                envs.download(rt.spec, Path(args.dir), progress)
+                continue
+            wheelhouse = envs.wheelhouse_for(rt.spec, Path(args.source)) if args.source else None
+            state = "already installed" if envs.installed(rt.spec) else "installed"
+            python = envs.ensure(rt.spec, envs.cache_dir(), progress, wheelhouse)
+            _out(f"{rt.spec.key}: {state} ({python}) for {', '.join(i.name for i in rt.images)}")
+    except envs.RuntimeUnavailable as exc:
+        raise SandboxError(
+            str(exc),
+            code=f"runtimes.{args.action}-failed",
+            hint=f"`gdc-sandbox runtimes list` shows what is installed; pip logs to {envs.cache_dir()}/KEY.install.log",
+        ) from None
+    if args.action == "download":
+        _out(f"wheelhouse written to {args.dir}; on the air-gapped machine: gdc-sandbox runtimes install --from DIR")
+    return 1 if skipped and args.images else 0
+
 def cmd_mb(sb: Sandbox, args: argparse.Namespace) -> int:
     bucket, created = sb.make_bucket(args.uri)
     _out(f"created bucket s3://{bucket}" if created else f"bucket s3://{bucket} already exists")
@@ -539,6 +584,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", help="one of: " + ", ".join(ROLES))
     p.add_argument("--bucket", help="the bucket of a bucket role (it must exist: see `mb`)")
     p.set_defaults(func=cmd_iam)
+
+    p = sub.add_parser(
+        "runtimes",
+        help="each image's own Python environment: list | install [IMAGE...] [--from DIR] | download DIR [IMAGE...]",
+        description="The PyTorch images run Python 3.9 with their own torch and torchvision, tf2-cpu.2-14 its own "
+        "TensorFlow; each lives in a virtualenv under one cache folder, created on first deploy (from PyPI) or "
+        "ahead of time here. With no network: `runtimes download DIR` on a connected machine, copy DIR, then "
+        "`runtimes install --from DIR`.",
+    )
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("list", help="what each image runs on, installed or not, its size and the cache folder")
+    r.add_argument("images", nargs="*", metavar="IMAGE")
+    r = rsub.add_parser("install", help="create the runtimes of IMAGE... (default: all) from PyPI or --from DIR")
+    r.add_argument("images", nargs="*", metavar="IMAGE")
+    r.add_argument("--from", dest="source", metavar="DIR", help="a wheelhouse from `runtimes download` (no network)")
+    r = rsub.add_parser("download", help="write the wheels of IMAGE... (default: all) into DIR, to carry offline")
+    r.add_argument("dir", metavar="DIR")
+    r.add_argument("images", nargs="*", metavar="IMAGE")
+    p.set_defaults(func=cmd_runtimes)
 
     p = sub.add_parser("mb", help="make a bucket: gdc-sandbox mb s3://BUCKET")
     p.add_argument("uri", help="s3://BUCKET")

@@ -149,7 +149,8 @@ CODES: dict[str, CodeInfo] = {
     "tf.op-unsupported": CodeInfo("error", "an op the image's TensorFlow does not register", "{why}"),
     "tf.attr-unsupported": CodeInfo(
         "error",
-        "a node attr the image's TensorFlow does not know",
+        "a node attr the image's TensorFlow does not know: an error where that TF refuses it (before 2.14); "
+        "TF 2.14 and later drop it and serve",
         "export with the image's TensorFlow version (or pick a newer image)",
     ),
     "tf.newer-than-image": CodeInfo(
@@ -247,7 +248,8 @@ CODES: dict[str, CodeInfo] = {
     ),
     "mar.handler-invalid": CodeInfo(
         "error",
-        "the handler module will not import or has no single entry point",
+        "the handler module will not import on the image's Python (3.9 syntax, annotations, modules) or has "
+        "no single entry point",
         "the handler must parse, import only what the image ships or the archive holds, and "
         "define exactly one class (or be given as `file.py:function`)",
     ),
@@ -274,7 +276,8 @@ CODES: dict[str, CodeInfo] = {
     ),
     "mar.torch-version": CodeInfo(
         "warning",
-        "the serialized file was written by a newer torch than the image's",
+        "the serialized file needs a newer torch than the image's (format version, operators); newer records "
+        "alone are only noted",
         "save with torch {image_version} (or an older version) or use TorchScript/state_dict",
     ),
     "mar.training-mode": CodeInfo(
@@ -295,7 +298,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "mar.weights-only": CodeInfo(
         "warning",
-        "a full-model pickle that torch>=2.6 torch.load refuses by default",
+        "a full-model pickle that the image's torch.load default handles differently from torch>=2.6",
         "save a state_dict (or TorchScript) and load it with a --model-file",
     ),
     "mar.cuda-tensors": CodeInfo(

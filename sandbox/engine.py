@@ -277,9 +277,11 @@ class Sandbox:
                 )
                 error.diagnostics = status.get("diagnostics")  # type: ignore[attr-defined]
                 raise error
-            if on_progress and cond.get("message") and cond.get("message") != last_message:
+            if cond.get("message") and cond.get("message") != last_message:
                 last_message = cond["message"]
-                on_progress(last_message)
+                deadline = max(deadline, time.monotonic() + timeout)  # still moving (e.g. creating a runtime)
+                if on_progress:
+                    on_progress(last_message)
             if time.monotonic() > deadline:
                 raise DeployFailed(
                     f"DeployedModel {name} was not ready after {timeout:.0f}s "

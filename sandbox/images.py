@@ -28,10 +28,18 @@ class Image:
     deprecated: bool = False
     native: bool = True
     """False when no wheel of the framework exists for this Python, so the sandbox cannot serve it natively."""
+    python: str = ""
+    """The Python that runs user code in the image (handlers, model files): ``3.9`` for the PyTorch 2.x images."""
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
         return version_tuple(self.version)
+
+    @property
+    def python_tuple(self) -> tuple[int, int]:
+        """``(3, 9)``; images that run no user Python code answer the newest grammar the checker knows."""
+        parts = version_tuple(self.python)
+        return (parts[0], parts[1]) if len(parts) >= 2 else (3, 11)
 
     def warnings(self) -> list[str]:
         notes = []
@@ -52,10 +60,10 @@ IMAGES: dict[str, Image] = {
         Image("tf2-cpu.2-14", "tf", "2.14"),
         Image("tf2-gpu.2-14", "tf", "2.14", accelerator=True),
         Image("tf2-cpu.2-6", "tf", "2.6", native=False),
-        Image("pytorch-cpu.2-4", "torch", "2.4"),
-        Image("pytorch-gpu.2-4", "torch", "2.4", accelerator=True),
-        Image("pytorch-cpu.2-1", "torch", "2.1", deprecated=True),
-        Image("pytorch-gpu.2-1", "torch", "2.1", accelerator=True, deprecated=True),
+        Image("pytorch-cpu.2-4", "torch", "2.4", python="3.9"),
+        Image("pytorch-gpu.2-4", "torch", "2.4", accelerator=True, python="3.9"),
+        Image("pytorch-cpu.2-1", "torch", "2.1", deprecated=True, python="3.9"),
+        Image("pytorch-gpu.2-1", "torch", "2.1", accelerator=True, deprecated=True, python="3.9"),
     )
 }
 

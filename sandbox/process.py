@@ -233,6 +233,10 @@ def _reap(pid: int) -> None:
 
 def _end_group(record: ProcessRecord, timeout: float) -> None:
     if not record.is_alive():
+        # The leader exited on its own (a graceful shutdown), but what it started in its session may still run
+        # (e.g. pip creating a runtime): a group whose id is the leader's PID can only hold the leader's children.
+        if _group_alive(record.pid):
+            _signal(record.pid, record.pid, True, signal.SIGTERM)
         return
     try:
         pgid = os.getpgid(record.pid)

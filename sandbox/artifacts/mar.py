@@ -114,7 +114,7 @@ def _check_zip(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], image: Image, 
                 path=f"{rel}!{MANIFEST}",
             )
         )
-    handler = _check_handler(zf, names, model, rel, out)
+    handler = _check_handler(zf, names, model, image, rel, out)
     _check_serialized(zf, names, model, handler, image, rel, out)
     req = model.get("requirementsFile")
     if req and str(req) in names:
@@ -130,7 +130,7 @@ def _check_zip(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], image: Image, 
 
 
 def _check_handler(
-    zf: zipfile.ZipFile, names: set[str], model: dict[str, Any], rel: str, out: list[Diagnostic]
+    zf: zipfile.ZipFile, names: set[str], model: dict[str, Any], image: Image, rel: str, out: list[Diagnostic]
 ) -> handler_ast.ModuleInfo | None:
     handler = str(model.get("handler") or "")
     module, _, function = handler.partition(":")
@@ -149,7 +149,7 @@ def _check_handler(
             )
         )
         return None
-    info = _analyze(zf, file, names, "mar.handler-invalid", rel, out)
+    info = _analyze(zf, file, names, "mar.handler-invalid", image, rel, out)
     where = f"{rel}!{file}"
     if function and function not in info.functions:
         out.append(
@@ -173,11 +173,11 @@ def _check_handler(
 
 
 def _analyze(
-    zf: zipfile.ZipFile, file: str, names: set[str], invalid_code: str, rel: str, out: list[Diagnostic]
+    zf: zipfile.ZipFile, file: str, names: set[str], invalid_code: str, image: Image, rel: str, out: list[Diagnostic]
 ) -> handler_ast.ModuleInfo:
-    """Read ``file`` from the archive, analyze it, and report its findings (``invalid_code`` for invalid ones)."""
+    """Read ``file`` from the archive, analyze it as the image's Python reads it, and report its findings."""
     source = (_read(zf, file, MAX_SOURCE_BYTES) or b"").decode("utf-8", "replace")
-    info = handler_ast.analyze(source, file, names)
+    info = handler_ast.analyze(source, file, names, image.python_tuple)
     for f in info.findings:
         code = "mar.extra-files-nested" if f.kind == "nested" else invalid_code
         out.append(make(code, f.message, path=f"{rel}!{file}"))
@@ -206,7 +206,7 @@ def _check_serialized(
                 )
             )
         else:
-            mf = _analyze(zf, model_file, names, "mar.model-file-invalid", rel, out)
+            mf = _analyze(zf, model_file, names, "mar.model-file-invalid", image, rel, out)
             if len(mf.classes) != 1 and not mf.findings:
                 out.append(
                     make(

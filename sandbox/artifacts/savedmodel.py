@@ -293,12 +293,35 @@ def _check_ops(walker: GraphWalker, roots: list[Any], image: Image) -> list[Diag
                 if attr in reg.ops[use.op] or (use.op, attr) in seen_attrs or defaults.get((use.op, attr)) == value:
                     continue  # known, already reported, or at its default (the loader strips those)
                 seen_attrs.add((use.op, attr))
-                out.append(
-                    make(
-                        "tf.attr-unsupported",
-                        f"node {use.node} ({where}) sets attr '{attr}' that op "
-                        f"'{use.op}' does not have in TF {reg.version}{approx}",
-                        path="saved_model.pb",
-                    )
-                )
+                out.append(_unknown_attr(use.node, where, use.op, attr, image, f"{reg.version}{approx}"))
     return out
+
+
+ATTRS_IGNORED_FROM = (2, 14)
+"""From this TF on (at the latest), a NodeDef attr the op does not define is logged and dropped ("NodeDef mentions
+attribute X which is not in the op definition ... Unknown attributes will be ignored"), not an error."""
+METADATA_ATTRS = frozenset({"debug_name"})
+"""Attrs that only label a node (Keras 3 / TF 2.18 set VarHandleOp.debug_name): dropping them changes nothing."""
+
+
+def _unknown_attr(node: str, where: str, op: str, attr: str, image: Image, registry: str) -> Diagnostic:
+    """An attr the image's TF does not define: an error where TF refuses it, else what TF does with it."""
+    said = f"node {node} ({where}) sets attr '{attr}' that op '{op}' does not have in TF {registry}"
+    if image.version_tuple < ATTRS_IGNORED_FROM:
+        return make("tf.attr-unsupported", said, path="saved_model.pb")
+    if attr in METADATA_ATTRS:
+        return make(
+            "tf.attr-unsupported",
+            f"{said}; TF {image.version} drops it ('Unknown attributes will be ignored') and it only names the node",
+            path="saved_model.pb",
+            severity="info",
+            hint="nothing to do: the model serves the same numbers",
+        )
+    return make(
+        "tf.attr-unsupported",
+        f"{said}; TF {image.version} drops it ('Unknown attributes will be ignored') and runs the op as it defines it: "
+        "compare its predictions with the training framework's",
+        path="saved_model.pb",
+        severity="warning",
+        hint=f"deploy with --force and compare predictions, or export with TensorFlow {image.version}",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.artifacts import handler_ast, torch_pickle
+from sandbox.artifacts import handler_ast, torch_ops, torch_pickle
 from sandbox.diagnostics import Diagnostic, Severity, make
 from sandbox.images import Image, version_tuple
 
@@ -75,16 +75,8 @@ def judge(
             )
         )
     if t.kind in ("eager-zip", "legacy-pickle") and t.custom_globals and not t.main_globals:
-        sev: Severity = "error" if image.version_tuple >= WEIGHTS_ONLY_DEFAULT_FROM else "warning"
-        out.append(
-            make(
-                "mar.weights-only",
-                f"{serialized} pickles custom objects ({', '.join(t.custom_globals[:3])})"
-                f": torch>=2.6 torch.load(weights_only=True) refuses them (image torch {image.version})",
-                path=where,
-                severity=sev,
-            )
-        )
+        found = _weights_only(t, serialized, base, handler, image)
+        out.extend(make("mar.weights-only", message, path=where, severity=sev) for message, sev in found)
     loads_unmapped = handler is not None and any(not mapped for _, mapped, _ in handler.torch_loads)
     if t.cuda and (loads_unmapped or (t.kind == "torchscript" and not base)):
         out.append(
@@ -106,6 +98,12 @@ def judge(
                 path=where,
             )
         )
+    _version(t, serialized, image, where, out)
+
+
+def _version(t: torch_pickle.TorchFile, serialized: str, image: Image, where: str, out: list[Diagnostic]) -> None:
+    """What the image's torch makes of a file written by another torch: its version record, operators, markers."""
+    missing = torch_ops.missing_ops(t.ops, image.version) if t.kind == "torchscript" else []
     if t.version is not None and t.version > torch_pickle.MAX_SCRIPT_VERSION:
         out.append(
             make(
@@ -117,14 +115,48 @@ def judge(
                 image_version=image.version,
             )
         )
+    elif missing:
+        out.append(
+            make(
+                "mar.torch-version",
+                f"{serialized} calls {', '.join('aten::' + op for op in missing[:3])}, which torch {image.version} "
+                f"does not have: loading fails with 'Unknown builtin op: aten::{missing[0]}'",
+                path=where,
+                severity="error",
+                image_version=image.version,
+            )
+        )
     elif t.min_torch and version_tuple(t.min_torch[0]) > image.version_tuple:
         out.append(
             make(
                 "mar.torch-version",
-                f"{serialized} has a '{t.min_torch[1]}' record, written by torch >= "
-                f"{t.min_torch[0]}; the image runs torch {image.version}",
+                f"{serialized} has a '{t.min_torch[1]}' record, written by torch >= {t.min_torch[0]}; torch "
+                f"{image.version} (the image) ignores the newer records and reads it",
                 path=where,
+                severity="info",
                 image_version=image.version,
+                hint="nothing to do unless the model uses operators newer than the image's torch",
             )
         )
 
+
+def _weights_only(
+    t: torch_pickle.TorchFile, serialized: str, base: bool, handler: handler_ast.ModuleInfo | None, image: Image
+) -> list[tuple[str, Severity]]:
+    """A pickle of custom objects, and how the loader's ``torch.load`` treats it on the image's torch."""
+    objects = ", ".join(t.custom_globals[:3])
+    calls = [(line, wo) for line, _, wo in handler.torch_loads] if handler is not None and not base else []
+    strict = [line for line, wo in calls if wo is True]
+    default = base or any(wo is None for _, wo in calls)
+    if strict:
+        return [(f"{serialized} pickles custom objects ({objects}) and the handler calls torch.load(..., "
+                 f"weights_only=True) (line {strict[0]}): every torch refuses them ('Weights only load failed')",
+                 "error")]
+    if default and image.version_tuple >= WEIGHTS_ONLY_DEFAULT_FROM:
+        return [(f"{serialized} pickles custom objects ({objects}): torch>=2.6 torch.load(weights_only=True) "
+                 f"refuses them (image torch {image.version})", "error")]
+    if default:
+        return [(f"{serialized} pickles custom objects ({objects}): torch {image.version} (the image) loads them "
+                 "with a FutureWarning, but torch>=2.6 torch.load(weights_only=True) refuses them "
+                 f"(image torch {image.version})", "warning")]
+    return []  # the handler passes weights_only=False: every torch loads it the same way

@@ -52,6 +52,8 @@ class TorchFile:
     """(first torch version, marker record) of the newest format marker found."""
     training_calls: list[str] = field(default_factory=list)
     """TorchScript calls run in training mode, e.g. ``torch.dropout(.., True)``: the mark of a trace in train()."""
+    ops: set[str] = field(default_factory=set)
+    """Names ``X`` of the ``torch.X(...)`` / ``ops.aten.X(...)`` calls in TorchScript code (aten operators)."""
     note: str = ""
 
     @property
@@ -151,16 +153,18 @@ def _inspect_zip(zf: zipfile.ZipFile, names: list[str]) -> TorchFile:
         except Exception:
             tf.version = None
     if script:
-        tf.training_calls = training_mode_calls(zf, [n for n in names if "/code/" in n and n.endswith(".py")])
+        tf.training_calls, tf.ops = scan_code(zf, [n for n in names if "/code/" in n and n.endswith(".py")])
     for marker, first in FORMAT_MARKERS.items():
         if record(marker) and (tf.min_torch is None or version_tuple(first) > version_tuple(tf.min_torch[0])):
             tf.min_torch = (first, marker)
     return tf
 
 
-def training_mode_calls(zf: zipfile.ZipFile, code_files: list[str]) -> list[str]:
-    """Distinct ``torch.<op>`` calls in TorchScript code whose training argument is the constant True."""
-    found: list[str] = []
+def scan_code(zf: zipfile.ZipFile, code_files: list[str]) -> tuple[list[str], set[str]]:
+    """In TorchScript code: the distinct ``torch.<op>`` calls whose training argument is the constant True, and
+    the names of every ``torch.<op>`` / ``ops.aten.<op>`` called."""
+    training: list[str] = []
+    ops: set[str] = set()
     budget = MAX_CODE_BYTES
     for name in code_files:
         size = zf.getinfo(name).file_size
@@ -174,10 +178,22 @@ def training_mode_calls(zf: zipfile.ZipFile, code_files: list[str]) -> list[str]
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
-            func, position = node.func, TRAINING_ARG.get(node.func.attr)
+            func = node.func
+            if _is_aten(func.value):
+                ops.add(func.attr)
+            position = TRAINING_ARG.get(func.attr)
             if position is None or not (isinstance(func.value, ast.Name) and func.value.id == "torch"):
                 continue
             flag = node.args[position] if len(node.args) > position else None
-            if isinstance(flag, ast.Constant) and flag.value is True and f"torch.{func.attr}" not in found:
-                found.append(f"torch.{func.attr}")
-    return found
+            if isinstance(flag, ast.Constant) and flag.value is True and f"torch.{func.attr}" not in training:
+                training.append(f"torch.{func.attr}")
+    return training, ops
+
+
+def _is_aten(value: ast.expr) -> bool:
+    """``torch`` in ``torch.add(...)``, or ``ops.aten`` in ``ops.aten.add(...)``."""
+    if isinstance(value, ast.Name):
+        return value.id == "torch"
+    return isinstance(value, ast.Attribute) and value.attr == "aten" and isinstance(value.value, ast.Name) and (
+        value.value.id == "ops"
+    )

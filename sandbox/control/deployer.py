@@ -291,9 +291,19 @@ class Deployer:
         self.serving_store.download(uri, artifact_dir)
         if dm["metadata"].get("annotations", {}).get(FORCE_ANNOTATION) != "true":
             self._preflight(key, artifact_dir, image)
+        BACKENDS[self.settings.backend][image.framework].prepare(
+            image, lambda message: self._note_progress(key, generation, message)
+        )
         server_args = plan(image, container.get("command", []), container.get("args", [])).server_args
         record = ServingRecord(generation, image.name, str(uri), str(artifact_dir), replicas, list(server_args))
         return record, self._start_pods(key, record, replicas)
+
+    def _note_progress(self, key: Key, generation: int, message: str) -> None:
+        """Show a step of a long preparation (creating the image's runtime) as the Deploying condition's message."""
+        dm = self.store.get(key)
+        if dm is None or int(dm["metadata"]["generation"]) != generation:
+            return
+        self._save_status(key, with_condition(dict(dm.get("status") or {}), key[2], generation, "Deploying", message))
 
     def _replicas(self, namespace: str, spec: dict[str, Any]) -> int:
         ref = spec.get("resourcePoolRef")

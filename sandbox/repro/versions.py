@@ -28,13 +28,10 @@ _SCRIPT = (
 
 
 def runtime_python(image: Image) -> Path:
-    """The interpreter the image's model server runs on (TF: the per-version environment)."""
-    if image.framework == "tf":
-        from sandbox.runtimes.tensorflow import runtime_cache
-        from sandbox.runtimes.tf_envs import python_for
+    """The interpreter the image's model server runs on: the image's runtime (created first when missing)."""
+    from sandbox.runtimes.registry import RUNTIMES
 
-        return Path(python_for(image.version, runtime_cache(), lambda msg: print(msg, file=sys.stderr)))
-    return Path(sys.executable)
+    return RUNTIMES[image.framework].prepare(image, lambda msg: print(msg, file=sys.stderr))
 
 
 def _java() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 from sandbox.errors import DeployFailed
 from sandbox.images import Image, nearest_native
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
+from sandbox.runtimes import envs
 from sandbox.runtimes.serverlog import failure_report
 
 if TYPE_CHECKING:
@@ -88,6 +90,34 @@ class ModelServerPod:
         self.process: ManagedProcess | None = None
         self.session = requests.Session()
         self._tmp_dir: Path | None = None
+        self._python: Path | None = None
+
+    # -- the image's runtime environment -------------------------------------------------------
+    @classmethod
+    def env_spec(cls, image: Image) -> envs.EnvSpec | None:
+        """The Python environment that runs ``image`` (None: the sandbox's own interpreter). Override."""
+        return None
+
+    @classmethod
+    def prepare(cls, image: Image, progress: envs.Progress = print) -> Path:
+        """The interpreter of ``image``'s runtime, created first (with ``progress`` messages) when missing."""
+        try:
+            spec = cls.env_spec(image)
+            return Path(sys.executable) if spec is None else envs.ensure(spec, envs.cache_dir(), progress)
+        except envs.RuntimeUnavailable as exc:
+            raise DeployFailed(
+                f"the {image.name} runtime is not available: {exc}",
+                code="deploy.RuntimeUnavailable",
+                hint="`gdc-sandbox runtimes install` creates the runtimes (or `--from DIR` with no network); "
+                "`gdc-sandbox runtimes list` shows what is installed",
+            ) from None
+
+    def python(self) -> Path:
+        """The interpreter that runs this pod's model server (its image's runtime; created on first use)."""
+        if self._python is None:
+            progress = self.spec.extra.get("progress") or (lambda msg: print(msg, file=sys.stderr, flush=True))
+            self._python = self.prepare(self.spec.image, progress)
+        return self._python
 
     # -- hooks -------------------------------------------------------------------------------
     @classmethod

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.errors import DeployFailed
 from sandbox.images import Image
 from sandbox.process import ManagedProcess
+from sandbox.runtimes import envs
 from sandbox.runtimes.base import ModelServerPod
 from sandbox.runtimes.container_images import container_image, override_variable
 from sandbox.runtimes.tensorflow import MODEL_NAME as TF_MODEL_NAME
@@ -82,6 +83,10 @@ class ContainerPod(ModelServerPod):
     @classmethod
     def refusal(cls, image: Image) -> DeployFailed | None:
         return None  # every GDC image has a container image, also those with no native runtime
+
+    @classmethod
+    def env_spec(cls, image: Image) -> envs.EnvSpec | None:
+        return None  # the container image carries its own framework: no local runtime to create
 
     @property
     def image_ref(self) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from sandbox.images import Image
+from sandbox.runtimes import envs
 from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text
 
 if TYPE_CHECKING:
@@ -31,16 +32,10 @@ SERVER_MODULE = "sandbox.runtimes.tfserving"
 FORKSERVER_MODULE = "sandbox.runtimes.tfserving.forkserver"
 
 
-def runtime_cache() -> Path:
-    """Where per-version TensorFlow environments are cached (shared by every sandbox home)."""
-    return Path(os.environ.get("GDC_SANDBOX_RUNTIME_CACHE", Path.home() / ".cache" / "gdc-sandbox" / "runtimes"))
-
-
 class TFServingPod(ModelServerPod):
     framework = "tf"
     health_path = f"/v1/models/{MODEL_NAME}"
     predict_path = f"/v1/models/{MODEL_NAME}:predict"
-    _python: Path | None = None
 
     @property
     def base_path(self) -> Path:
@@ -50,13 +45,11 @@ class TFServingPod(ModelServerPod):
         self.allocate_ports("http", "grpc")
         shutil.copytree(self.spec.artifact_dir, self.base_path / "1")
 
-    def python(self) -> Path:
-        from sandbox.runtimes.tf_envs import python_for
+    @classmethod
+    def env_spec(cls, image: Image) -> envs.EnvSpec | None:
+        from sandbox.runtimes.tf_envs import env_spec
 
-        if self._python is None:
-            progress = self.spec.extra.get("progress") or (lambda msg: print(msg, file=sys.stderr, flush=True))
-            self._python = Path(python_for(self.spec.image.version, runtime_cache(), progress))
-        return self._python
+        return env_spec(image.version)
 
     def argv(self) -> list[str]:
         return [str(self.python()), "-m", SERVER_MODULE, *self.flags()]
@@ -144,11 +137,12 @@ def server_env(env: dict[str, str]) -> dict[str, str]:
 
 def installed_python(tf_version: str) -> Path | None:
     """The interpreter of ``tf_version``'s runtime if it is ready now (never installs anything)."""
-    from sandbox.runtimes.tf_envs import STAMP, installed_tf_version
+    from sandbox.runtimes.tf_envs import env_spec
 
-    minor = ".".join(tf_version.split(".")[:2])
-    here = installed_tf_version()
-    if here is not None and ".".join(here.split(".")[:2]) == minor:
+    try:
+        spec = env_spec(tf_version)
+    except envs.RuntimeUnavailable:
+        return None
+    if spec is None:
         return Path(sys.executable)
-    env_dir = runtime_cache() / f"tf-{minor}"
-    return env_dir / "bin" / "python" if (env_dir / STAMP).exists() else None
+    return envs.env_python(spec) if envs.installed(spec) else None

@@ -1,8 +1,9 @@
-"""One Python environment per TensorFlow runtime version (the native stand-in for one image per version).
+"""The TensorFlow runtimes: one Python environment per TF version (the native stand-in for one image per version).
 
 ``python_for("2.18", cache)`` is the current interpreter when TF 2.18 is installed here; other
-versions get a virtualenv ``cache/tf-X.Y`` created once with pinned wheels from PyPI, then reused.
-Versions with no wheel for this Python (e.g. 2.6) raise :class:`TFRuntimeUnavailable`.
+versions get a virtualenv ``cache/tf-X.Y`` (see :mod:`sandbox.runtimes.envs`) created once with pinned
+wheels from PyPI, then reused. Versions with no wheel for this Python (e.g. 2.6) raise
+:class:`TFRuntimeUnavailable`: use the Docker Compose path, which runs the real ``tensorflow/serving`` image.
 
 Example::
 
@@ -12,18 +13,11 @@ Example::
 
 from __future__ import annotations
 
-import fcntl
 import importlib.metadata
-import json
-import shutil
-import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.process import tail
-
-STAMP = ".sandbox-runtime.json"
+from sandbox.runtimes import envs
 
 # Pins per TF minor: installed with pip; tensorflow-serving-api goes in with --no-deps (it requires the
 # distribution named "tensorflow", which would pull the full GPU build next to tensorflow-cpu).
@@ -38,9 +32,10 @@ PINS: dict[str, tuple[list[str], str]] = {
 }
 # Oldest TF minor with a wheel for each Python minor.
 _OLDEST_FOR_PYTHON = {(3, 11): (2, 12), (3, 12): (2, 16), (3, 10): (2, 8), (3, 9): (2, 5)}
+_VERIFY = "import tensorflow as tf; assert float(tf.reduce_sum(tf.ones([2, 3]))) == 6.0; print(tf.__version__)"
 
 
-class TFRuntimeUnavailable(RuntimeError):
+class TFRuntimeUnavailable(envs.RuntimeUnavailable):
     """No native runtime can be made for this TF version here."""
 
 
@@ -74,56 +69,32 @@ def _check_wheel_exists(minor: str) -> None:
         )
 
 
-def _venv_python(env_dir: Path) -> Path:
-    return env_dir / "bin" / "python"
-
-
-def _run(cmd: list[str], log: Path) -> None:
-    with open(log, "ab") as fh:
-        fh.write(("\n$ " + " ".join(cmd) + "\n").encode())
-        fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        raise TFRuntimeUnavailable(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail(log, 30)}")
-
-
-def _create(env_dir: Path, minor: str, progress: Callable[[str], None]) -> None:
-    deps, serving_api = PINS[minor]
-    if env_dir.exists():
-        shutil.rmtree(env_dir)  # an interrupted creation: start over
-    log = env_dir.parent / f"tf-{minor}.install.log"
-    log.write_text("")
-    progress(f"Creating the TensorFlow {minor} runtime in {env_dir} (one time, about a minute)...")
-    _run([sys.executable, "-m", "venv", str(env_dir)], log)
-    py = str(_venv_python(env_dir))
-    progress(f"Installing {', '.join(deps)} (log: {log})...")
-    _run([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *deps], log)
-    progress(f"Installing {serving_api} (--no-deps)...")
-    _run([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-deps", serving_api], log)
-    stamp = {"tf": minor, "deps": deps, "serving_api": serving_api}
-    (env_dir / STAMP).write_text(json.dumps(stamp, indent=1))
-    progress(f"TensorFlow {minor} runtime ready: {py}")
-
-
-def python_for(tf_version: str, cache_dir: Path, progress: Callable[[str], None] = print) -> Path:
-    """The interpreter that runs the TF Serving-compatible server for ``tf_version`` (``"2.14"``, ``"2.18.1"``)."""
+def env_spec(tf_version: str) -> envs.EnvSpec | None:
+    """The environment of TF ``tf_version``; None when the sandbox's own interpreter already runs it."""
     minor = _minor(tf_version)
     here = installed_tf_version()
     if here is not None and _minor(here) == minor:
-        return Path(sys.executable)
+        return None
     _check_wheel_exists(minor)
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    env_dir = cache_dir / f"tf-{minor}"
-    stamp = env_dir / STAMP
-    if stamp.exists():
-        return _venv_python(env_dir)
-    with open(cache_dir / f"tf-{minor}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second creator waits here, then finds the stamp; close unlocks
-        if not stamp.exists():
-            _create(env_dir, minor, progress)
-    return _venv_python(env_dir)
+    deps, serving_api = PINS[minor]
+    return envs.EnvSpec(
+        key=f"tf-{minor}",
+        title=f"TensorFlow {minor}",
+        python=None,
+        packages=tuple(deps),
+        no_deps=(serving_api,),
+        size_note="about 0.3 GB from PyPI (1.3 GB on disk, about 2 min)",
+        verify=_VERIFY,
+    )
 
 
-if __name__ == "__main__":  # python -m sandbox.runtimes.tf_envs 2.14 CACHE_DIR
-    print(python_for(sys.argv[1], Path(sys.argv[2] if len(sys.argv) > 2 else ".sandbox/runtimes")))
+def python_for(tf_version: str, cache_dir: Path, progress: envs.Progress = print) -> Path:
+    """The interpreter that runs the TF Serving-compatible server for ``tf_version`` (``"2.14"``, ``"2.18.1"``)."""
+    spec = env_spec(tf_version)
+    if spec is None:
+        return Path(sys.executable)
+    return envs.ensure(spec, Path(cache_dir), progress)
+
+
+if __name__ == "__main__":  # python -m sandbox.runtimes.tf_envs 2.14 [CACHE_DIR]
+    print(python_for(sys.argv[1], Path(sys.argv[2]) if len(sys.argv) > 2 else envs.cache_dir()))

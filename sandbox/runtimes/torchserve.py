@@ -4,22 +4,26 @@ The image runs TorchServe with ``service_envelope=json`` and loads ``model.mar``
 folder; predictions go to ``/predictions/model``. Here each pod is one TorchServe with its own
 ports, model store and temp folder; the archive is registered through the management API exactly
 as a user would (``POST /models?url=model.mar``), so registration failures are TorchServe's own.
+TorchServe (frontend launcher and Python workers) runs in the image's own environment: Python 3.9,
+the image's torch and torchvision (:mod:`sandbox.runtimes.torch_envs`).
 """
 
 from __future__ import annotations
 
 import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import requests
 
+from sandbox.images import Image
+from sandbox.runtimes import envs
 from sandbox.runtimes.base import ModelServerPod, json_or_text
 
 MODEL_NAME = "model"
 MAR_NAME = "model.mar"
+LAUNCHER = Path(__file__).with_name("ts_launch.py")
 
 
 def config_properties(host: str, ports: dict[str, int], model_store: Path, workers: int) -> str:
@@ -69,6 +73,12 @@ class TorchServePod(ModelServerPod):
     health_path = "/ping"
     predict_path = f"/predictions/{MODEL_NAME}"
 
+    @classmethod
+    def env_spec(cls, image: Image) -> envs.EnvSpec | None:
+        from sandbox.runtimes.torch_envs import env_spec
+
+        return env_spec(image.version)
+
     @property
     def model_store(self) -> Path:
         return self.spec.pod_dir / "model-store"
@@ -87,7 +97,7 @@ class TorchServePod(ModelServerPod):
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
         self.worker_logs.mkdir(parents=True, exist_ok=True)
-        self.worker_python.write_text(worker_python_script(sys.executable, self.worker_logs))
+        self.worker_python.write_text(worker_python_script(str(self.python()), self.worker_logs))
         self.worker_python.chmod(0o755)
         shutil.copytree(self.spec.artifact_dir, self.model_store)
         (self.spec.pod_dir / "config.properties").write_text(
@@ -96,9 +106,8 @@ class TorchServePod(ModelServerPod):
 
     def argv(self) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "sandbox.runtimes.ts_launch",
+            str(self.python()),
+            str(LAUNCHER),
             str(self.worker_python),
             "--foreground",
             "--ts-config",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.export import archive_mar, export_torch
+from sandbox.testing.pickled import save_whole_model
 from sandbox.testing.scenario import Built
 from sandbox.testing.scratch import temp_dir
 
@@ -240,36 +241,8 @@ def mar_model_file_two_classes(out_dir: Path) -> Built:
 def mar_full_model_pickle(out_dir: Path) -> Built:
     """torch.save(model) (not a state_dict) of a class from an importable model.py, with base_handler
     (pytorch/serve#3360: torch>=2.6 torch.load(weights_only=True) refuses custom classes)."""
-    import importlib.util
-
-    import torch
-
     tmp = _scratch()
-    model_file = _write(tmp, "model.py", """
-        import torch
-
-
-        class Net(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fc = torch.nn.Linear(4, 2)
-
-            def forward(self, x):
-                return self.fc(x)
-        """)
-    spec = importlib.util.spec_from_file_location("model", model_file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.modules.get("model")
-    sys.modules["model"] = module  # what `from model import Net` in the training script does
-    try:
-        spec.loader.exec_module(module)
-        torch.save(module.Net().eval(), str(tmp / "model.pt"))
-    finally:
-        if saved is None:
-            sys.modules.pop("model", None)
-        else:
-            sys.modules["model"] = saved
+    model_file, _ = save_whole_model(tmp, "model")
     archive_mar(tmp / "model.pt", out_dir, handler="base_handler", model_file=model_file)
     return Built(out_dir)
 

@@ -20,7 +20,15 @@ pytestmark = pytest.mark.tfserving
 
 def forkservers(sandbox: Sandbox) -> set[int]:
     control = psutil.Process(sandbox.running().control.pid)
-    return {p.pid for p in control.children() if "sandbox.runtimes.tfserving.forkserver" in " ".join(p.cmdline())}
+    return {p.pid for p in control.children() if "sandbox.runtimes.tfserving.forkserver" in _cmdline(p)}
+
+
+def _cmdline(process: psutil.Process) -> str:
+    """The command line, or '' for a child that has ended (a zombie not reaped yet has none to read)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
 
 
 def running(pid: int) -> bool:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runtimes import tf_envs
+from sandbox.runtimes import envs, tf_envs
 
-from .conftest import ROOT, Server, start_server
+from .conftest import Server, start_server
 from .test_rest_conformance import CASES
 
 pytestmark = pytest.mark.tfserving
-CACHE = Path(os.environ.get("SANDBOX_TF_RUNTIMES", ROOT / ".sandbox" / "runtimes"))
+CACHE = envs.cache_dir()  # the one runtime cache the sandbox's pods use
 
 
 def fingerprint_model(path: Path) -> Path:

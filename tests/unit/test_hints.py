@@ -48,6 +48,10 @@ def test_every_named_gdc_sandbox_command_and_flag_exists(where: str, command: st
     sub = subparsers.choices.get(tokens[0])
     assert sub is not None, f"{where}: `gdc-sandbox {command}`: there is no command {tokens[0]!r}"
     flags = [t.split("=")[0] for t in tokens[1:] if t.startswith("-")]
+    nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+    if nested and len(tokens) > 1 and tokens[1] in nested[0].choices:  # `runtimes install --from`: the action's flags
+        sub = nested[0].choices[tokens[1]]
+        tokens = tokens[1:]
     unknown = [f for f in flags if f.strip("[]") not in sub._option_string_actions]
     assert not unknown, f"{where}: `gdc-sandbox {command}`: {tokens[0]} has no option {unknown}"
     actions = [a for a in sub._actions if a.choices and not a.option_strings]
