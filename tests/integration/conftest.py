@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.engine import Sandbox
 from sandbox.export import export_tensorflow, export_torch
+from sandbox.settings import Settings
 from sandbox.testing.scratch import private_keras_home
 
 private_keras_home()
@@ -37,6 +38,17 @@ def cli_for(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         return run
 
     return bind
+
+
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A private sandbox that a test may stop, kill and restart (the session one is not disturbed)."""
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    sb.up()
+    try:
+        yield sb
+    finally:
+        sb.down()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,9 @@ from botocore.config import Config
 
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
-from sandbox.settings import Settings
 from tests.integration.conftest import close
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A private sandbox that these tests may stop, kill and restart (the session one is not disturbed)."""
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
-    sb.up()
-    try:
-        yield sb
-    finally:
-        sb.down()
 
 
 def _s3(sb: Sandbox, access: str | None = None, secret: str | None = None) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,10 @@ import pytest
 from sandbox.engine import Sandbox
 from sandbox.errors import DeployFailed
 from sandbox.process import wait_until
-from sandbox.settings import Settings
 from tests.integration.conftest import close
 
 INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
 URI = "s3://models/kept/1"
-
-
-@pytest.fixture
-def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
-    sb.up()
-    try:
-        yield sb
-    finally:
-        sb.down()
 
 
 def serving_again(sb: Sandbox, name: str, timeout: float = 180) -> dict[str, Any]:
