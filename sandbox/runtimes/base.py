@@ -133,7 +133,8 @@ class ModelServerPod:
             hint=f"serve it on the nearest image the sandbox runs: deploy with --image {near.name} "
             f"({FRAMEWORK_NAMES[image.framework]} {near.version} loads models written by {image.version}); "
             f"`gdc-sandbox check --image {image.name} URI` still checks the ops against {image.name}; the Docker "
-            "Compose backend runs the real image (`make sandbox-up BACKEND=compose`, README: Docker Compose)",
+            "Compose backend runs the real image (GDC_SANDBOX_BACKEND=compose, or `make sandbox-up BACKEND=compose`; "
+            "README: Docker Compose)",
         )
 
     def stage(self) -> None:

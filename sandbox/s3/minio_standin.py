@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     user, password = os.environ.get("MINIO_ROOT_USER"), os.environ.get("MINIO_ROOT_PASSWORD")
     if not user or not password:
         parser.error("set MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
-    from sandbox.s3.server import build_app, serve
+    from sandbox.s3.server import build_app, configure_logging, serve
 
+    configure_logging()
     app = MinioHealth(build_app(args.data_dir, (user, password)))  # type: ignore[arg-type]
-    serve(app, host or "0.0.0.0", int(port), f"gdc-sandbox MinIO stand-in (moto, data in {args.data_dir})")
+    serve(app, host or "127.0.0.1", int(port), f"gdc-sandbox MinIO stand-in (moto, data in {args.data_dir})")
     return 0
 
 

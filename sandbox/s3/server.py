@@ -51,13 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         if not access or not secret:
             parser.error("--require-keys needs GDC_SANDBOX_ACCESS_KEY and GDC_SANDBOX_SECRET_KEY in the environment")
         keys = (access, secret)
+    configure_logging()
     serve(build_app(args.data_dir, keys), args.host, args.port, "S3 endpoint")
     return 0
 
 
+def configure_logging() -> None:
+    """INFO lines on stderr (the log file), set before :func:`build_app` so that its restore report is kept."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def serve(app: object, host: str, port: int, name: str) -> None:
     """Serve a WSGI app built by :func:`build_app` (or wrapping one) until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # a no-op when the caller already did
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
 

@@ -233,7 +233,7 @@ def test_an_image_the_sandbox_cannot_run_points_to_one_it_can_and_to_a_check_tha
     assert cli("upload", str(folder), "s3://models/old-tf/1", "--quiet")[0] == 0
     code, _, err = cli("deploy", "s3://models/old-tf/1", "--image", "tf2-cpu.2-6", "--endpoint", "old-tf")
     assert code == 1 and "error[deploy.ImageNotSupported]" in err, err
-    assert "deploy with --image tf2-cpu.2-14" in err and "make sandbox-up BACKEND=compose" in err
+    assert "deploy with --image tf2-cpu.2-14" in err and "GDC_SANDBOX_BACKEND=compose" in err
     check = hint_command(err)
     assert check[:3] == ["check", "--image", "tf2-cpu.2-6"]
     code, out, err = cli(*check[:3], "s3://models/old-tf/1")  # the hint's check, on this artifact
