@@ -16,7 +16,7 @@ import pytest
 from sandbox.engine import Sandbox
 from sandbox.pytest_plugin import session_key
 from sandbox.settings import Settings
-from tests.integration.conftest import cli, tf_model, torch_model  # noqa: F401  (fixtures used here too)
+from tests.integration.conftest import cli, cli_for, tf_model, torch_model  # noqa: F401  (fixtures used here too)
 
 pytestmark = pytest.mark.requires_docker
 
