@@ -294,7 +294,8 @@ class Controller:
             cond = status.get("primaryCondition") or {}
             states.append(f"DeployedModel {key[2]} is {cond.get('reason', 'not deployed')}: " + _first_line(cond))
             logs += [r["log"] for r in status.get("replicas", []) if r.get("log") and r.get("state") != "Running"]
-        hint = "`gdc-sandbox get deployedmodel NAME -o yaml` shows its status and lastTermination"
+        name = keys[0][2] if len(keys) == 1 else "NAME"
+        hint = f"`gdc-sandbox get deployedmodel {name} -o yaml` shows its status and lastTermination"
         if logs:
             hint = f"the pod log is {logs[0]}; " + hint
         return SandboxError(
