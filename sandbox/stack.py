@@ -225,12 +225,13 @@ class Stack:
 
     def _stop_orphan_pods(self) -> list[str]:
         from sandbox.control.pods import PodTable
+        from sandbox.runtimes.forkserver import is_standby
 
         pods_dir = self.settings.state_dir / "pods"
         if not pods_dir.exists():
             return []
         stopped = PodTable(pods_dir).stop_orphans()
-        return [("" if name.startswith("forkserver-") else "pod/") + f"{name} (orphaned)" for name in stopped]
+        return [("" if is_standby(name) else "pod/") + f"{name} (orphaned)" for name in stopped]
 
     def status(self) -> list[ComponentStatus]:
         state = self.state()
