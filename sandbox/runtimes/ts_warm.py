@@ -96,14 +96,18 @@ class WarmTorchServes:
         self._idle: dict[Path, IdleServer] = {}
         self._lock = threading.Lock()
         self._closed = False
-        for leftover in self.run_dir.glob(PREFIX + "*"):  # of a control plane that was killed (its `down` stopped them)
+        for leftover in self.run_dir.glob(PREFIX + "*"):  # of a control plane that was killed (`down` stopped them)
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.log_dir.glob(PREFIX + "*.log"):
+            leftover.unlink(missing_ok=True)
 
     def prepare(self, python: Path, host: str, workers: int) -> None:
-        """Start the idle server of ``python`` unless one is running (it answers /ping a few seconds later)."""
+        """Start the idle server of ``python`` for pods on ``host`` with ``workers``, unless one is running (it
+        answers /ping a few seconds later); one for another host or worker count is replaced."""
         with self._lock:
             current = self._idle.get(python)
-            if self._closed or (current is not None and current.process.is_alive()):
+            ready = current is not None and current.fits(python, host, workers) and current.process.is_alive()
+            if self._closed or ready:
                 return
             if current is not None:
                 current.stop(self.release)
