@@ -53,6 +53,18 @@ def cmdline(process: psutil.Process) -> str:
         return ""
 
 
+def members(groups: list[int]) -> list[str]:
+    """The live processes of these process groups, for a failure message."""
+    found = []
+    for process in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(process.pid) in groups and process.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{process.pid} {process.info['status']} {cmdline(process)[:150]}")
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
 def forked_workers(pod_pid: int) -> list[psutil.Process]:
     """Workers forked by the pod's zygote (a zygote's children)."""
     zygotes = [p for p in tree(pod_pid) if "ts_zygote.py" in cmdline(p) and "ts_zygote.py" not in _parent(p)]
@@ -106,28 +118,32 @@ def test_a_deploy_adopts_the_idle_torchserve_and_forks_its_worker(
 def test_down_stops_the_idle_torchserve_and_adopted_pods_also_after_the_control_plane_was_killed(
     tmp_path: Path, scratch: Callable[[str], Path]
 ) -> None:
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0, warm_images=IMAGE))
     folder = artifacts.torchscript_linear(scratch("art"), scratch("src"))
-    try:
-        for kill_control_plane in (False, True):
+    for kill_control_plane in (False, True):
+        sb = Sandbox(
+            Settings(home=tmp_path / f"home-{kill_control_plane}", s3_port=0, gateway_port=0, warm_images=IMAGE)
+        )
+        try:
             sb.up()
-            idle = wait_until(lambda: idle_servers(sb), timeout=120)
+            idle = wait_until(lambda sb=sb: idle_servers(sb), timeout=120)
             assert idle
-            sb.upload(folder, "s3://models/warm/1", overwrite=True, progress=False)
+            sb.upload(folder, "s3://models/warm/1", progress=False)
             pod_pid = next(iter(idle.values())).pid
             sb.deploy("s3://models/warm/1", IMAGE, "warm-ep")
-            assert [p["pid"] for p in sb.pods()] == [pod_pid]  # the idle server is not listed as a pod
-            groups = [pod_pid, *(r.pid for r in wait_until(lambda: idle_servers(sb), timeout=30).values())]
+            assert [p["pid"] for p in sb.pods()] == [pod_pid]  # adopted; the new idle server is not listed as a pod
+            groups = [pod_pid, *(r.pid for r in wait_until(lambda sb=sb: idle_servers(sb), timeout=30).values())]
             if kill_control_plane:
                 os.kill(sb.running().control.pid, signal.SIGKILL)
             stopped = sb.down()
-            assert not [pgid for pgid in groups if group_alive(pgid)], f"after kill -9: {kill_control_plane}"
+            gone = wait_until(lambda groups=groups: not [g for g in groups if group_alive(g)], timeout=15)
+            assert gone, f"after kill -9: {kill_control_plane}: {members(groups)}"
+            assert "pod/default-warm-ep" in " ".join(stopped)
             assert not [s for s in stopped if "warm-torchserve" in s and s.startswith("pod/")]
             assert not list((sb.settings.state_dir / "pods").rglob("warm-*.json"))
             if not kill_control_plane:
                 assert not list((sb.settings.run_dir / "warm").glob("warm-*"))
-    finally:
-        sb.down()
+        finally:
+            sb.down()
 
 
 class TodaysWorkers(TorchServePod):
@@ -167,6 +183,7 @@ def test_failures_are_the_same_cold_adopted_and_as_before(builder: str, tmp_path
         ),
         "torchscript-new-operator": artifacts.torchscript_new_operator,
     }[builder]
+    (tmp_path / "src").mkdir()
     folder = build(tmp_path / "art", tmp_path / "src")
     before = start_pod(TodaysWorkers, folder, tmp_path, None)
     assert before != "served" and "deploy.ModelLoadFailed" in before
