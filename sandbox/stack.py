@@ -249,6 +249,18 @@ class Stack:
             result.append(ComponentStatus(name, condition, url, record.pid, record.log_path))
         return result
 
+    def warm_processes(self) -> list[ComponentStatus]:
+        """The warm processes kept for the next deploys (TF fork servers, idle TorchServes): not pods."""
+        from sandbox.runtimes.forkserver import is_standby
+
+        spawning = self.settings.state_dir / "pods" / "spawning"
+        records = (ProcessRecord.load(path) for path in sorted(spawning.glob("*.json")))
+        return [
+            ComponentStatus(r.name, "warm", "-", r.pid, r.log_path)
+            for r in records
+            if r is not None and is_standby(r.name) and r.is_alive()
+        ]
+
     def pods(self) -> list[dict[str, Any]]:
         state = self.running()
         if state is None:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from sandbox.runtimes.forkserver import ForkServers
 
 PREFIX = "warm-torchserve-"
+STOP_GRACE = 2.0
+"""Seconds an idle server gets to exit after SIGTERM (it holds nothing worth waiting for), as pods get."""
 
 
 @dataclass
@@ -79,7 +81,7 @@ class IdleServer:
 
     def stop(self, release: Callable[[str], None]) -> None:
         """Stop it and remove its folders, log and record."""
-        stop_group(self.process.record)  # also removes the temp folder
+        stop_group(self.process.record, STOP_GRACE)  # also removes the temp folder
         release(self.name)
         shutil.rmtree(self.files.folder, ignore_errors=True)
         self.log.unlink(missing_ok=True)

@@ -132,6 +132,7 @@ def test_down_stops_the_idle_torchserve_and_adopted_pods_also_after_the_control_
             sb.deploy("s3://models/warm/1", IMAGE, "warm-ep")
             assert [p["pid"] for p in sb.pods()] == [pod_pid]  # adopted; the new idle server is not listed as a pod
             groups = [pod_pid, *(r.pid for r in wait_until(lambda sb=sb: idle_servers(sb), timeout=30).values())]
+            assert [(w.name, w.state) for w in sb.stack.warm_processes()] == [(n, "warm") for n in idle_servers(sb)]
             if kill_control_plane:
                 os.kill(sb.running().control.pid, signal.SIGKILL)
             stopped = sb.down()
