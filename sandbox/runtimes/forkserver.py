@@ -36,6 +36,8 @@ STANDBY_PREFIXES = ("forkserver-", "warm-")
 
 
 class Room(Protocol):
+    """A runtime's own pool of warm processes, kept by :class:`ForkServers`."""
+
     def close(self) -> None: ...
 
 
