@@ -284,6 +284,32 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its descendants; None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+    except psutil.Error:
+        return None
+
+
+def stopped_note(pid: int) -> str:
+    """`` (its process PID is stopped ...)`` when a signal stopped it (SIGSTOP, SIGTSTP), else empty: such a
+    process answers nothing until it gets SIGCONT."""
+    try:
+        stopped = psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return ""
+    return f" (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)" if stopped else ""
+
+
 def tail(path: Path, lines: int = 30) -> str:
     """The last ``lines`` lines of a log file ('' if it does not exist)."""
     try:
