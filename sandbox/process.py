@@ -300,14 +300,19 @@ def tree_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def stopped_note(pid: int) -> str:
-    """`` (its process PID is stopped ...)`` when a signal stopped it (SIGSTOP, SIGTSTP), else empty: such a
-    process answers nothing until it gets SIGCONT."""
+def is_stopped(pid: int) -> bool:
+    """The process is stopped by a signal (SIGSTOP, SIGTSTP): it answers nothing until it gets SIGCONT."""
     try:
-        stopped = psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
     except psutil.Error:
-        return ""
-    return f" (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)" if stopped else ""
+        return False
+
+
+def stopped_note(pid: int, resumable: bool = True) -> str:
+    """What to add to a message about a process that :func:`is_stopped` (``resumable``: it still runs)."""
+    if resumable:
+        return f" (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
+    return f" (its process {pid} was stopped, as by SIGSTOP)"
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -205,7 +205,7 @@ class Settings:
             if not ok:
                 variable = f"{ENV_PREFIX}{name.upper()}"
                 raise UsageError(
-                    f"{variable}={getattr(self, name)!r} is out of range: it must be {expected}",
+                    f"{variable}={getattr(self, name):g} is out of range: it must be {expected}",
                     code="settings.invalid",
                     hint=f"fix or unset {variable} (environment or .env)",
                 )

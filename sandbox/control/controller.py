@@ -25,7 +25,7 @@ from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
 from sandbox.kinds import API_VERSION_OF, canonical_kind
-from sandbox.process import stopped_note
+from sandbox.process import is_stopped, stopped_note
 from sandbox.runtimes.base import PodInfo, health_check
 from sandbox.s3.client import Store
 from sandbox.settings import Settings
@@ -315,7 +315,8 @@ class Controller:
         if not pod.process.is_alive():
             problem = "did not answer: its process has exited (the control plane restarts it)"
         elif isinstance(error, TimeoutError):
-            problem = f"did not answer within {self.settings.deploy_timeout:g}s" + stopped_note(pod.process.pid)
+            problem = f"did not answer within {self.settings.deploy_timeout:g}s"
+            problem += stopped_note(pod.process.pid) if is_stopped(pod.process.pid) else ""
             hint += (
                 "; its probes take a pod that stays silent out of traffic, then restart it"
                 if self.settings.probe_period > 0

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.process import stopped_note, tree_cpu_seconds
+from sandbox.process import is_stopped, stopped_note, tree_cpu_seconds
 from sandbox.runtimes.base import PodInfo, health_check
 from sandbox.settings import Settings
 
@@ -65,6 +65,14 @@ class Probe:
 
     outcome: str
     problem: str = ""
+    stopped_pid: int | None = None
+    """The pod's process, when a signal has stopped it (SIGSTOP): the likely cause of its silence."""
+
+    def said(self, resumable: bool = True) -> str:
+        """The problem, with the stopped process named (and, while it runs, how to resume it)."""
+        if self.stopped_pid is None:
+            return self.problem
+        return self.problem + stopped_note(self.stopped_pid, resumable)
 
 
 def probe(pod: PodInfo, timeout: float) -> Probe:
@@ -80,7 +88,7 @@ def probe(pod: PodInfo, timeout: float) -> Probe:
             share = (cpu_after - cpu_before) / elapsed
             if share >= BUSY_CPU_SHARE:
                 return Probe(BUSY, f"{health.problem} while its processes used {share:.0%} of a core")
-    return Probe(FAILED, health.problem + stopped_note(pid))
+    return Probe(FAILED, health.problem, pid if is_stopped(pid) else None)
 
 
 @dataclass(frozen=True)
@@ -118,9 +126,10 @@ class ProbeState:
         changes = []
         if self.ready and self.failures >= self.settings.readiness_failures:
             self.ready = False
-            changes.append(Change(NOT_READY, f"readiness probe failed {_times(self.failures)}: it {result.problem}"))
-        if self.failures >= self.settings.liveness_failures:
-            changes.append(Change(NOT_LIVE, f"liveness probe failed {_times(self.failures)}: it {result.problem}"))
+            changes.append(Change(NOT_READY, f"readiness probe failed {_times(self.failures)}: it {result.said()}"))
+        if self.failures >= self.settings.liveness_failures:  # it is killed next: no advice on resuming it
+            message = f"liveness probe failed {_times(self.failures)}: it {result.said(resumable=False)}"
+            changes.append(Change(NOT_LIVE, message))
         return changes
 
 

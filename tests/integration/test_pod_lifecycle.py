@@ -65,6 +65,13 @@ def running_pod(sb: Sandbox, name: str) -> dict[str, Any]:
     return pods[0]
 
 
+def deploy_one(sb: Sandbox, artifact: Path, name: str, image: str = "tf2-cpu.2-18") -> tuple[str, dict[str, Any]]:
+    """Upload ``artifact`` as s3://models/NAME/1, deploy it to endpoint NAME-ep; its DeployedModel and its pod."""
+    sb.upload(artifact, f"s3://models/{name}/1", progress=False)
+    dm = sb.deploy(f"s3://models/{name}/1", image, f"{name}-ep").deployed_model
+    return dm, running_pod(sb, dm)
+
+
 def zombies_of(pid: int) -> list[int]:
     return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
 
@@ -73,9 +80,7 @@ def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
     pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
 ) -> None:
     sb = pod_sandbox
-    sb.upload(tf_model[0], "s3://models/killed/1", progress=False)
-    dm = sb.deploy("s3://models/killed/1", "tf2-cpu.2-18", "killed-ep").deployed_model
-    pod = running_pod(sb, dm)
+    dm, pod = deploy_one(sb, tf_model[0], "killed")
 
     os.kill(pod["pid"], signal.SIGKILL)
 
@@ -114,9 +119,7 @@ def test_a_pod_that_does_not_answer_gets_the_sandboxs_own_503_and_serves_again_o
     pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
 ) -> None:
     sb = pod_sandbox
-    sb.upload(tf_model[0], "s3://models/hung/1", progress=False)
-    dm = sb.deploy("s3://models/hung/1", "tf2-cpu.2-18", "hung-ep").deployed_model
-    pod = running_pod(sb, dm)
+    dm, pod = deploy_one(sb, tf_model[0], "hung")
     pid = pod["pid"]
 
     os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing: a hung model server

@@ -126,10 +126,9 @@ def test_a_stopped_pod_fails_and_the_probe_says_how_to_resume_it(server: Server)
     server.popen.send_signal(signal.SIGSTOP)
     assert wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED or None, timeout=10)
     found = probe(server.pod(), 0.3)
-    assert found == Probe(
-        FAILED,
-        f"did not answer /health within 0.3s (its process {pid} is stopped, as by SIGSTOP: "
-        f"`kill -CONT {pid}` resumes it)",
+    assert found == Probe(FAILED, "did not answer /health within 0.3s", stopped_pid=pid)
+    assert found.said() == (
+        f"did not answer /health within 0.3s (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
     )
     server.popen.send_signal(signal.SIGCONT)
     assert probe(server.pod(), 5) == Probe(ANSWERED)
@@ -192,6 +191,13 @@ def test_a_busy_pod_counts_neither_way_and_is_logged_once_per_run() -> None:
     assert [c.kind for c in state.record(SILENT)] == [NOT_LIVE]
 
 
-def test_a_single_failure_says_once() -> None:
-    state = ProbeState(ProbeSettings(1, 1, readiness_failures=1, liveness_failures=5))
-    assert state.record(SILENT)[0].message == "readiness probe failed once: it did not answer /ping within 1s"
+def test_a_single_failure_says_once_and_a_stopped_process_is_named() -> None:
+    state = ProbeState(ProbeSettings(1, 1, readiness_failures=1, liveness_failures=2))
+    stopped = Probe(FAILED, "did not answer /ping within 1s", stopped_pid=42)
+    assert state.record(stopped)[0].message == (
+        "readiness probe failed once: it did not answer /ping within 1s "
+        "(its process 42 is stopped, as by SIGSTOP: `kill -CONT 42` resumes it)"
+    )
+    assert state.record(stopped)[0].message == (  # it is killed next: no advice to resume it
+        "liveness probe failed 2 times in a row: it did not answer /ping within 1s (its process 42 was stopped, as by SIGSTOP)"
+    )
