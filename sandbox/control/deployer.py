@@ -418,20 +418,6 @@ class Deployer:
         if self.probes.enabled:
             threading.Thread(target=self._probe, args=(key, pod), name=f"probe-{pod.name}", daemon=True).start()
 
-    def _probe(self, key: Key, pod: PodInfo) -> None:
-        state = self._probe_states[pod.name] = ProbeState(self.probes)
-        try:
-            watch_probes(
-                pod, state, self._stopping, lambda: self.pods.holds(key, pod), lambda c: self._probed(key, pod, c)
-            )
-        finally:
-            if self._probe_states.get(pod.name) is state:  # not yet replaced by the restarted pod's
-                del self._probe_states[pod.name]
-
-    def probe_counts(self) -> dict[str, dict[str, int]]:
-        """Pod name -> how many of its probes were answered, failed, or met a silent but busy pod."""
-        return {name: dict(state.counts) for name, state in list(self._probe_states.items())}
-
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
         cause = self._liveness_kills.pop((pod.name, pod.process.pid), "")
@@ -439,27 +425,6 @@ class Deployer:
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
         self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path, cause))
-
-    def _probed(self, key: Key, pod: PodInfo, change: Change) -> None:
-        """Act on a probe's verdict: out of traffic, back in, or killed (its watcher restarts it)."""
-        where = f"pod {pod.name} of DeployedModel {key[1]}/{key[2]}"
-        if change.kind == BUSY:
-            PROBE_LOG.info(f"{where} {change.message}: it is working, not hung (not counted as a failure)")
-            return
-        if not self.pods.mark(key, pod, None if change.kind == READY else change.message):
-            return  # taken out meanwhile (rolled out, scaled down, died)
-        if change.kind == NOT_LIVE:
-            PROBE_LOG.warning(f"{where}: {change.message}; killing it (it is restarted with back-off)")
-            self._liveness_kills[(pod.name, pod.process.pid)] = change.message
-            stop_group(pod.process, STOP_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
-            return
-        if change.kind == READY:
-            PROBE_LOG.info(f"{where} is back in traffic: {change.message}")
-        else:
-            PROBE_LOG.warning(f"{where} is out of traffic: {change.message}")
-        record = self.serving.load(key)
-        if record is not None:
-            self._save_serving_status(key, record)
 
     def _died(self, key: Key, pod_name: str, generation: int, termination: Termination) -> None:
         entry, delay = self.restarts.died(key, pod_name, termination)
@@ -497,6 +462,42 @@ class Deployer:
                 return
             self.restarts.started(key, pod_name)
             self._watch(key, pod, generation)
+            self._save_serving_status(key, record)
+
+    # -- pods that stop answering -------------------------------------------------------------
+    def _probe(self, key: Key, pod: PodInfo) -> None:
+        state = self._probe_states[pod.name] = ProbeState(self.probes)
+        try:
+            watch_probes(
+                pod, state, self._stopping, lambda: self.pods.holds(key, pod), lambda c: self._probed(key, pod, c)
+            )
+        finally:
+            if self._probe_states.get(pod.name) is state:  # not yet replaced by the restarted pod's
+                del self._probe_states[pod.name]
+
+    def probe_counts(self) -> dict[str, dict[str, int]]:
+        """Pod name -> how many of its probes were answered, failed, or met a silent but busy pod."""
+        return {name: dict(state.counts) for name, state in list(self._probe_states.items())}
+
+    def _probed(self, key: Key, pod: PodInfo, change: Change) -> None:
+        """Act on a probe's verdict: out of traffic, back in, or killed (its watcher restarts it)."""
+        where = f"pod {pod.name} of DeployedModel {key[1]}/{key[2]}"
+        if change.kind == BUSY:
+            PROBE_LOG.info(f"{where} {change.message}: it is working, not hung (not counted as a failure)")
+            return
+        if not self.pods.mark(key, pod, None if change.kind == READY else change.message):
+            return  # taken out meanwhile (rolled out, scaled down, died)
+        if change.kind == NOT_LIVE:
+            PROBE_LOG.warning(f"{where}: {change.message}; killing it (it is restarted with back-off)")
+            self._liveness_kills[(pod.name, pod.process.pid)] = change.message
+            stop_group(pod.process, STOP_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
+            return
+        if change.kind == READY:
+            PROBE_LOG.info(f"{where} is back in traffic: {change.message}")
+        else:
+            PROBE_LOG.warning(f"{where} is out of traffic: {change.message}")
+        record = self.serving.load(key)
+        if record is not None:
             self._save_serving_status(key, record)
 
     # -- status --------------------------------------------------------------------------------

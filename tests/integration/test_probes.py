@@ -50,18 +50,33 @@ def probes_of(sb: Sandbox, pod_name: str) -> dict[str, int]:
     return dict(next(p for p in sb.pods() if p["name"] == pod_name).get("probes") or {})
 
 
+KINDS = {
+    "tf": ("tf_model", "tf2-cpu.2-18", "/v1/models/default"),  # forked from the fork server: one process
+    "torch": ("torch_model", "pytorch-cpu.2-4", "/ping"),  # TorchServe's launcher, its JVM and its workers
+}
+
+
+def signal_pod(pid: int, sig: signal.Signals) -> None:
+    """Signal the pod's whole process group (the pod runs in a session of its own)."""
+    assert os.getpgid(pid) == pid
+    os.killpg(pid, sig)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_stopped_pod_is_out_of_traffic_until_it_answers_again(
-    probed: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]], cli_for: Callable[..., Any]
+    probed: Sandbox, kind: str, request: pytest.FixtureRequest, cli_for: Callable[..., Any]
 ) -> None:
     sb = probed
-    dm, pod = deploy_one(sb, tf_model[0], "stopped")
+    fixture, image, route = KINDS[kind]
+    model, reference = request.getfixturevalue(fixture)
+    dm, pod = deploy_one(sb, model, f"stopped-{kind}", image)
     pid = pod["pid"]
 
-    os.kill(pid, signal.SIGSTOP)
+    signal_pod(pid, signal.SIGSTOP)
     try:
         status = await_reason(sb, dm, "PodNotReady", timeout=30)
         reason = (
-            "readiness probe failed once: it did not answer /v1/models/default within 0.5s "
+            f"readiness probe failed once: it did not answer {route} within 0.5s "
             f"(its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
         )
         assert status["primaryCondition"]["message"] == (
@@ -72,7 +87,7 @@ def test_a_stopped_pod_is_out_of_traffic_until_it_answers_again(
         [row] = status["replicas"]
         assert (row["state"], row["ready"], row["notReady"], row["pid"]) == ("Running", False, reason, pid)
 
-        code, body = sb.predict("stopped-ep", INSTANCES)  # at once: no request waits on the silent pod
+        code, body = sb.predict(f"stopped-{kind}-ep", INSTANCES)  # at once: no request waits on the silent pod
         error = body["error"]
         assert code == 503 and error["reason"] == "endpoint.not-ready"
         assert f"DeployedModel {dm} is PodNotReady: pod {pod['name']} is not ready: {reason}" in error["message"]
@@ -80,11 +95,11 @@ def test_a_stopped_pod_is_out_of_traffic_until_it_answers_again(
         _, out, _ = cli_for(sb)("status")
         assert f"pod/{pod['name']}" in out and "Running (not ready)" in out
     finally:
-        os.kill(pid, signal.SIGCONT)
+        signal_pod(pid, signal.SIGCONT)
 
     await_reason(sb, dm, "Ready", timeout=30)
-    code, body = sb.predict("stopped-ep", INSTANCES)
-    assert code == 200 and close(body["predictions"], tf_model[1](INSTANCES))
+    code, body = sb.predict(f"stopped-{kind}-ep", INSTANCES)
+    assert code == 200 and close(body["predictions"], reference(INSTANCES), atol=1e-4)
     again = running_pod(sb, dm)
     assert (again["pid"], again["ready"], again["restartCount"]) == (pid, True, 0)  # back, not restarted
     log = control_plane_log(sb)
@@ -93,19 +108,22 @@ def test_a_stopped_pod_is_out_of_traffic_until_it_answers_again(
     sb.delete("DeployedModel", dm)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_pod_that_stays_silent_is_killed_and_restarted_with_the_reason(
-    probed: Sandbox, torch_model: tuple[Path, Callable[[Any], Any]]
+    probed: Sandbox, kind: str, request: pytest.FixtureRequest
 ) -> None:
     sb = probed
-    dm, pod = deploy_one(sb, torch_model[0], "silent", "pytorch-cpu.2-4")
+    fixture, image, route = KINDS[kind]
+    model, reference = request.getfixturevalue(fixture)
+    dm, pod = deploy_one(sb, model, f"silent-{kind}", image)
     pid = pod["pid"]
 
-    os.killpg(os.getpgid(pid), signal.SIGSTOP)  # TorchServe's launcher, its JVM and its workers
+    signal_pod(pid, signal.SIGSTOP)
     assert wait_until(lambda: status_of(sb, dm).get("restartCount") or None, timeout=60)
 
     status = await_reason(sb, dm, "Ready", timeout=180)
     silence = (
-        "liveness probe failed 12 times in a row: it did not answer /ping within 0.5s "
+        f"liveness probe failed 12 times in a row: it did not answer {route} within 0.5s "
         f"(its process {pid} was stopped, as by SIGSTOP)"
     )
     last = status["lastTermination"]
@@ -113,8 +131,8 @@ def test_a_pod_that_stays_silent_is_killed_and_restarted_with_the_reason(
     assert last["message"].startswith(f"{silence}; the control plane stopped it (killed by signal ")
     restarted = running_pod(sb, dm)
     assert restarted["name"] == pod["name"] and restarted["pid"] != pid and restarted["restartCount"] == 1
-    code, body = sb.predict("silent-ep", INSTANCES)
-    assert code == 200 and close(body["predictions"], torch_model[1](INSTANCES), atol=1e-4)
+    code, body = sb.predict(f"silent-{kind}-ep", INSTANCES)
+    assert code == 200 and close(body["predictions"], reference(INSTANCES), atol=1e-4)
 
     log = control_plane_log(sb)
     where = f"pod {pod['name']} of DeployedModel default/{dm}"
