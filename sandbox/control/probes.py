@@ -15,7 +15,8 @@ run predictions (TF Serving's REST threads, TorchServe's frontend), so a long re
 but a machine short of CPU can: the sandbox shares a laptop's cores with the load it serves, which a GDC
 node does not. So a probe that times out while the pod's processes used at least :data:`BUSY_CPU_SHARE` of
 a core meanwhile counts neither way: the pod is working. A process that is stopped (SIGSTOP), deadlocked or
-waiting forever uses none, and fails.
+waiting forever uses none, and fails. A pod silent and busy for longer than :data:`BUSY_PATIENCE` (longer than
+the gateway waits for an answer) is taken for hung after all: its busy probes count as failures.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from sandbox.settings import Settings
 BUSY_CPU_SHARE = 0.1
 """Share of one core a pod's processes must use while a probe waits for it to count as working, not hung.
 An idle model server uses next to none (measured: TF Serving and TorchServe's JVM under 2 %)."""
+
+BUSY_PATIENCE = 300.0
+"""Seconds a pod may stay silent while busy before its probes count as failed (a CPU-bound loop that never lets
+the server answer is a hang too)."""
 
 ANSWERED, FAILED, BUSY = "answered", "failed", "busy"
 NOT_READY, READY, NOT_LIVE = "not-ready", "ready", "not-live"
@@ -107,22 +112,30 @@ class ProbeState:
     settings: ProbeSettings
     failures: int = 0
     ready: bool = True
-    busy: bool = False
+    busy_since: float | None = None
+    """Monotonic time of the first of the current run of busy probes."""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((ANSWERED, FAILED, BUSY), 0))
     """How many probes had each outcome (``gdc-sandbox status`` and the pods API show them)."""
 
-    def record(self, result: Probe) -> list[Change]:
+    def record(self, result: Probe, now: float) -> list[Change]:
+        """Count a probe made at monotonic time ``now``; what it changes."""
         self.counts[result.outcome] += 1
         if result.outcome == ANSWERED:
-            self.failures, self.busy = 0, False
+            self.failures, self.busy_since = 0, None
             if self.ready:
                 return []
             self.ready = True
             return [Change(READY, "it answers its health route again")]
-        if result.outcome == BUSY:  # neither a failure nor an answer
-            first, self.busy = not self.busy, True
-            return [Change(BUSY, result.problem)] if first else []
-        self.failures, self.busy = self.failures + 1, False
+        if result.outcome == BUSY:
+            if self.busy_since is None:  # neither a failure nor an answer
+                self.busy_since = now
+                return [Change(BUSY, result.problem)]
+            if now - self.busy_since < BUSY_PATIENCE:
+                return []
+            result = Probe(FAILED, f"{result.problem}, silent for over {BUSY_PATIENCE:g}s")
+        else:
+            self.busy_since = None
+        self.failures += 1
         changes = []
         if self.ready and self.failures >= self.settings.readiness_failures:
             self.ready = False
@@ -151,7 +164,7 @@ def watch(
     while not stopping.wait(settings.period):
         if not current():
             return
-        for change in state.record(probe(pod, settings.timeout)):
+        for change in state.record(probe(pod, settings.timeout), time.monotonic()):
             if stopping.is_set() or not current():
                 return
             act(change)

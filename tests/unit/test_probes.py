@@ -19,6 +19,7 @@ import pytest
 from sandbox.control.probes import (
     ANSWERED,
     BUSY,
+    BUSY_PATIENCE,
     FAILED,
     NOT_LIVE,
     NOT_READY,
@@ -150,21 +151,21 @@ SILENT = Probe(FAILED, "did not answer /ping within 1s")
 
 def test_readiness_takes_a_pod_out_after_its_threshold_and_its_first_answer_puts_it_back() -> None:
     state = ProbeState(SETTINGS)
-    assert state.record(SILENT) == []
-    changes = state.record(SILENT)
+    assert state.record(SILENT, 0) == []
+    changes = state.record(SILENT, 0)
     assert [(c.kind, c.message) for c in changes] == [
         (NOT_READY, "readiness probe failed 2 times in a row: it did not answer /ping within 1s")
     ]
-    assert state.record(SILENT) == []  # said once
-    assert [c.kind for c in state.record(Probe(ANSWERED))] == [READY]
-    assert state.record(Probe(ANSWERED)) == [] and state.failures == 0
+    assert state.record(SILENT, 0) == []  # said once
+    assert [c.kind for c in state.record(Probe(ANSWERED), 0)] == [READY]
+    assert state.record(Probe(ANSWERED), 0) == [] and state.failures == 0
 
 
 def test_liveness_fails_after_its_threshold_of_failures_in_a_row() -> None:
     state = ProbeState(SETTINGS)
-    kinds = [[c.kind for c in state.record(SILENT)] for _ in range(3)]
+    kinds = [[c.kind for c in state.record(SILENT, 0)] for _ in range(3)]
     assert kinds == [[], [NOT_READY], []]
-    last = state.record(SILENT)
+    last = state.record(SILENT, 0)
     assert [(c.kind, c.message) for c in last] == [
         (NOT_LIVE, "liveness probe failed 4 times in a row: it did not answer /ping within 1s")
     ]
@@ -173,31 +174,41 @@ def test_liveness_fails_after_its_threshold_of_failures_in_a_row() -> None:
 def test_an_answer_starts_the_count_again() -> None:
     state = ProbeState(ProbeSettings(1, 1, readiness_failures=3, liveness_failures=3))
     for _ in range(10):
-        assert state.record(SILENT) == [] and state.record(SILENT) == []
-        assert state.record(Probe(ANSWERED)) == []
+        assert state.record(SILENT, 0) == [] and state.record(SILENT, 0) == []
+        assert state.record(Probe(ANSWERED), 0) == []
     assert state.counts == {ANSWERED: 10, FAILED: 20, BUSY: 0}
 
 
 def test_a_busy_pod_counts_neither_way_and_is_logged_once_per_run() -> None:
     state = ProbeState(ProbeSettings(1, 1, readiness_failures=1, liveness_failures=2))
     busy = Probe(BUSY, "did not answer /ping within 1s while its processes used 80% of a core")
-    first = state.record(busy)
+    first = state.record(busy, 0)
     assert [(c.kind, c.message) for c in first] == [(BUSY, busy.problem)]
-    assert all(state.record(busy) == [] for _ in range(50))  # never out of traffic, never killed
+    assert all(state.record(busy, 0) == [] for _ in range(50))  # never out of traffic, never killed
     assert state.ready and state.failures == 0
-    assert [c.kind for c in state.record(SILENT)] == [NOT_READY]  # a silence without work is a failure
-    assert [c.kind for c in state.record(busy)] == [BUSY]  # a new run of busy probes: logged again
+    assert [c.kind for c in state.record(SILENT, 0)] == [NOT_READY]  # a silence without work is a failure
+    assert [c.kind for c in state.record(busy, 0)] == [BUSY]  # a new run of busy probes: logged again
     assert state.failures == 1  # and the busy one did not reset the count either
-    assert [c.kind for c in state.record(SILENT)] == [NOT_LIVE]
+    assert [c.kind for c in state.record(SILENT, 0)] == [NOT_LIVE]
 
 
 def test_a_single_failure_says_once_and_a_stopped_process_is_named() -> None:
     state = ProbeState(ProbeSettings(1, 1, readiness_failures=1, liveness_failures=2))
     stopped = Probe(FAILED, "did not answer /ping within 1s", stopped_pid=42)
-    assert state.record(stopped)[0].message == (
+    assert state.record(stopped, 0)[0].message == (
         "readiness probe failed once: it did not answer /ping within 1s "
         "(its process 42 is stopped, as by SIGSTOP: `kill -CONT 42` resumes it)"
     )
-    assert state.record(stopped)[0].message == (  # it is killed next: no advice to resume it
+    assert state.record(stopped, 0)[0].message == (  # it is killed next: no advice to resume it
         "liveness probe failed 2 times in a row: it did not answer /ping within 1s (its process 42 was stopped, as by SIGSTOP)"
     )
+
+
+def test_a_pod_silent_and_busy_for_longer_than_the_patience_is_taken_for_hung() -> None:
+    state = ProbeState(ProbeSettings(10, 1, readiness_failures=1, liveness_failures=2))
+    busy = Probe(BUSY, "did not answer /ping within 1s while its processes used 100% of a core")
+    assert [c.kind for c in state.record(busy, now=1000)] == [BUSY]
+    assert state.record(busy, now=1000 + BUSY_PATIENCE - 1) == []
+    [out] = state.record(busy, now=1000 + BUSY_PATIENCE)
+    assert (out.kind, out.message) == (NOT_READY, f"readiness probe failed once: it {busy.problem}, silent for over 300s")
+    assert [c.kind for c in state.record(busy, now=1000 + BUSY_PATIENCE + 10)] == [NOT_LIVE]
