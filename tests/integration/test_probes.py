@@ -56,6 +56,16 @@ KINDS = {
 }
 
 
+def deploy_kind(
+    sb: Sandbox, request: pytest.FixtureRequest, kind: str, name: str
+) -> tuple[str, dict[str, Any], str, Callable[[Any], Any]]:
+    """Deploy the tiny model of pod kind ``kind``: its DeployedModel, its pod, its health route, its reference."""
+    fixture, image, route = KINDS[kind]
+    model, reference = request.getfixturevalue(fixture)
+    dm, pod = deploy_one(sb, model, name, image)
+    return dm, pod, route, reference
+
+
 def signal_pod(pid: int, sig: signal.Signals) -> None:
     """Signal the pod's whole process group (the pod runs in a session of its own)."""
     assert os.getpgid(pid) == pid
@@ -67,9 +77,7 @@ def test_a_stopped_pod_is_out_of_traffic_until_it_answers_again(
     probed: Sandbox, kind: str, request: pytest.FixtureRequest, cli_for: Callable[..., Any]
 ) -> None:
     sb = probed
-    fixture, image, route = KINDS[kind]
-    model, reference = request.getfixturevalue(fixture)
-    dm, pod = deploy_one(sb, model, f"stopped-{kind}", image)
+    dm, pod, route, reference = deploy_kind(sb, request, kind, f"stopped-{kind}")
     pid = pod["pid"]
 
     signal_pod(pid, signal.SIGSTOP)
@@ -113,9 +121,7 @@ def test_a_pod_that_stays_silent_is_killed_and_restarted_with_the_reason(
     probed: Sandbox, kind: str, request: pytest.FixtureRequest
 ) -> None:
     sb = probed
-    fixture, image, route = KINDS[kind]
-    model, reference = request.getfixturevalue(fixture)
-    dm, pod = deploy_one(sb, model, f"silent-{kind}", image)
+    dm, pod, route, reference = deploy_kind(sb, request, kind, f"silent-{kind}")
     pid = pod["pid"]
 
     signal_pod(pid, signal.SIGSTOP)
