@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -133,6 +133,10 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return tail(Path(self.record.log_path), lines)
+
+    def renamed(self, name: str, log_path: Path) -> ManagedProcess:
+        """The same process under another name, its log moved to ``log_path`` (by the caller)."""
+        return ManagedProcess(replace(self.record, name=name, log_path=str(log_path)), self._popen)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, wait, then SIGKILL whatever is left."""
@@ -282,6 +286,37 @@ def _group_alive(pgid: int) -> bool:
         except (ProcessLookupError, psutil.Error):
             continue
     return False
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its descendants; None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+    except psutil.Error:
+        return None
+
+
+def is_stopped(pid: int) -> bool:
+    """The process is stopped by a signal (SIGSTOP, SIGTSTP): it answers nothing until it gets SIGCONT."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
+def stopped_note(pid: int, resumable: bool = True) -> str:
+    """What to add to a message about a process that :func:`is_stopped` (``resumable``: it still runs)."""
+    if resumable:
+        return f" (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
+    return f" (its process {pid} was stopped, as by SIGSTOP)"
 
 
 def tail(path: Path, lines: int = 30) -> str:

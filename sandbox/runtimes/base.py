@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from sandbox.client import http_call
 from sandbox.errors import DeployFailed
 from sandbox.images import Image, nearest_native
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
@@ -158,10 +159,7 @@ class ModelServerPod:
 
     def env(self) -> dict[str, str]:
         """Environment of the model server process; defaults to ours with a private TMPDIR."""
-        tmp = self.tmp_dir
-        env = dict(os.environ)
-        env.update({"TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"})
-        return env
+        return process_env(self.tmp_dir)
 
     def extra_logs(self) -> list[Path]:
         """Other logs that may hold the reason of a failure (besides ``spec.log_path``). Override."""
@@ -240,6 +238,39 @@ class ModelServerPod:
 
     def exited(self) -> bool:
         return self.process is not None and not self.process.is_alive()
+
+
+def process_env(tmp: Path) -> dict[str, str]:
+    """Our environment with ``tmp`` as the temp folder and unbuffered Python output: a model server's."""
+    return {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """One answer (or silence) of a pod's health route."""
+
+    healthy: bool
+    problem: str = ""
+    """What went wrong, e.g. ``did not answer /ping within 1s``; empty when healthy."""
+    timed_out: bool = False
+
+
+def health_check(info: PodInfo, timeout: float) -> Health:
+    """Ask the pod's health route, as the kubelet's ``httpGet`` probe does: an HTTP status from 200 to 399 within
+    ``timeout`` seconds is healthy; silence, a refused connection or another status is not."""
+    route = info.health_path
+    try:
+        answer = http_call("GET", info.base_url + route, timeout=timeout)
+    except TimeoutError:
+        return Health(False, f"did not answer {route} within {timeout:g}s", timed_out=True)
+    except ConnectionRefusedError:
+        return Health(False, f"refused the connection to {route} (nothing listens on {info.base_url})")
+    except OSError as exc:
+        return Health(False, f"did not answer {route}: {exc}")
+    if 200 <= answer.status_code < 400:
+        return Health(True)
+    body = " ".join(answer.text.split())[:200]
+    return Health(False, f"answered {route} with HTTP {answer.status_code}" + (f": {body}" if body else ""))
 
 
 def stop_pod(info: PodInfo) -> None:
