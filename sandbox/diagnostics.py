@@ -9,16 +9,12 @@ change meaning once released: users grep for them and CI gates on them. Every co
 ('error', 'tf.no-serve-tag')
 """
 
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Severity = Literal["error", "warning", "info"]
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """One finding: a stable code, its severity, what was seen, how to fix it, and where."""
 
     code: str
@@ -28,7 +24,7 @@ class Diagnostic:
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     def render(self) -> str:
         """``error[code] message`` then ``at path`` and ``hint:`` lines."""
@@ -40,8 +36,7 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(NamedTuple):
     """Catalog entry: default severity, a title for docs, and a hint template (``str.format`` fields)."""
 
     severity: Severity

@@ -1,10 +1,7 @@
 """The GDC prebuilt serving images and what runs them in the sandbox."""
 
-from __future__ import annotations
-
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sandbox.errors import UsageError
 
@@ -16,8 +13,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     """One prebuilt image: the framework it serves and that framework's version."""
 
     name: str

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import tarfile
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_FILES = 20_000
@@ -19,11 +16,11 @@ SM_NAMES = ("saved_model.pb", "saved_model.pbtxt")
 _JUNK = {".DS_Store", "Thumbs.db", ".gitkeep", ".keep"}
 
 
-@dataclass
 class Listing:
     """Files under the artifact root, relative POSIX paths -> size."""
 
-    files: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.files: dict[str, int] = {}
 
     @property
     def total(self) -> int:
@@ -74,6 +71,9 @@ def is_lfs_pointer(path: Path, size: int | None = None) -> bool:
 
 def archive_members(path: Path, limit: int = MAX_FILES) -> list[str] | None:
     """Member names of a zip/tar file (bounded), or None when it is not a readable archive."""
+    import tarfile  # only for archives: the common artifact never pays for these imports
+    import zipfile
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:

@@ -289,8 +289,9 @@ def _check_ops(walker: GraphWalker, roots: list[Any], image: Image) -> list[Diag
                 )
             )
         elif use.op in reg.ops:
+            known = reg.attrs(use.op)
             for attr, value in use.attrs.items():
-                if attr in reg.ops[use.op] or (use.op, attr) in seen_attrs or defaults.get((use.op, attr)) == value:
+                if attr in known or (use.op, attr) in seen_attrs or defaults.get((use.op, attr)) == value:
                     continue  # known, already reported, or at its default (the loader strips those)
                 seen_attrs.add((use.op, attr))
                 out.append(_unknown_attr(use.node, where, use.op, attr, image, f"{reg.version}{approx}"))

@@ -5,11 +5,9 @@ The files are generated from the real wheels by ``scripts/gen_tf_op_registry.py`
 registry if there is one, else the oldest shipped, and the result says it is approximate.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from sandbox.images import version_tuple
 
@@ -38,14 +36,17 @@ _LIBRARIES = (
 )
 
 
-@dataclass(frozen=True)
-class Registry:
+class Registry(NamedTuple):
     version: str
     """The registry actually used (``2.14``)."""
-    ops: dict[str, frozenset[str]]
-    """op name -> attr names."""
+    ops: dict[str, str]
+    """op name -> its attr names as the file has them (``a,b,c``): :meth:`attrs` splits them."""
     approximate: bool = False
     """True when the image's own version has no registry file."""
+
+    def attrs(self, op: str) -> frozenset[str]:
+        """The attr names ``op`` defines (empty for an op the registry does not have)."""
+        return frozenset(a for a in self.ops.get(op, "").split(",") if a)
 
 
 @cache
@@ -55,13 +56,10 @@ def shipped_versions() -> tuple[str, ...]:
 
 
 @cache
-def _load(version: str) -> dict[str, frozenset[str]]:
-    ops: dict[str, frozenset[str]] = {}
-    for line in (DATA / f"{version}.txt").read_text().splitlines():
-        name, _, attrs = line.partition("\t")
-        if name:
-            ops[name] = frozenset(a for a in attrs.split(",") if a)
-    return ops
+def _load(version: str) -> dict[str, str]:
+    """op name -> ``attr,attr`` of one registry file; attrs are split only for the ops a graph uses."""
+    lines = (DATA / f"{version}.txt").read_text().splitlines()
+    return dict(line.partition("\t")[::2] for line in lines if line)
 
 
 def registry_for(version: str) -> Registry | None:
