@@ -57,6 +57,13 @@ CODES: dict[str, CodeInfo] = {
         "no saved_model.pb or model.mar at the top of the folder",
         "put saved_model.pb (+ variables/, assets/) or model.mar directly in the version folder{extra}",
     ),
+    "layout.not-an-artifact": CodeInfo(
+        "error",
+        "the folder is not a model artifact: no model at its top, nor among the first files and folders below it",
+        "pass the version folder: the one holding saved_model.pb (with variables/ and assets/) or model.mar "
+        "directly, what GDC reads at s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ (below a folder without a model at its "
+        "top, the checker looks at {limit} files and folders, not the whole tree)",
+    ),
     "layout.nested": CodeInfo(
         "error",
         "the model sits one or more folders too deep (or inside an archive)",
