@@ -5,6 +5,7 @@ The files are generated from the real wheels by ``scripts/gen_tf_op_registry.py`
 registry if there is one, else the oldest shipped, and the result says it is approximate.
 """
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -52,14 +53,17 @@ class Registry(NamedTuple):
 @cache
 def shipped_versions() -> tuple[str, ...]:
     """The TensorFlow versions with a registry file under ``sandbox/data/tf_ops``, oldest first."""
-    return tuple(sorted((p.stem for p in DATA.glob("*.txt")), key=version_tuple))
+    return tuple(sorted((f.removesuffix(".txt") for f in os.listdir(DATA) if f.endswith(".txt")), key=version_tuple))
 
 
 @cache
 def _load(version: str) -> dict[str, str]:
     """op name -> ``attr,attr`` of one registry file; attrs are split only for the ops a graph uses."""
-    lines = (DATA / f"{version}.txt").read_text().splitlines()
-    return dict(line.partition("\t")[::2] for line in lines if line)
+    text = (DATA / f"{version}.txt").read_text()
+    fields = text.rstrip("\n").replace("\n", "\t").split("\t")  # name, attrs, name, attrs, ...: one op a line
+    if len(fields) % 2 or not all(fields[::2]):
+        raise ValueError(f"{DATA / version}.txt: a line is not OpName<TAB>attr,attr")
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def registry_for(version: str) -> Registry | None:
