@@ -469,8 +469,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command comes first (`gdc-sandbox check DIR` in a hook need not build the other commands' parsers); what it
     parses and prints is the same as with the whole parser (tests/unit/test_cli_imports.py compares)."""
     parser = argparse.ArgumentParser(prog="gdc-sandbox", description="Local emulation of GDC Online Prediction.")
-    # The metavar is what argparse would print for all the commands, also when it builds only one.
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    # Built for one command, the usage still lists them all (as argparse formats the whole parser's choices).
+    metavar = "{" + ",".join(COMMANDS) + "}" if command else None
+    sub = parser.add_subparsers(dest="command", required=True, metavar=metavar)
     for name, add in COMMANDS.items():
         if command in (None, name):
             add(sub)
@@ -555,7 +556,9 @@ def _predict_parser(sub: Any) -> None:
 
 def _check_parser(sub: Any) -> None:
     p = sub.add_parser("check", help="preflight: explain why an artifact will not serve")
-    p.add_argument("target", help="version folder, .mar file, or s3:// URI")
+    p.add_argument(
+        "target", help="the version folder (saved_model.pb or model.mar at its top), a .mar file, or an s3:// URI"
+    )
     p.add_argument("--image", help="target prebuilt image (default: newest for the framework)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_check)

@@ -40,7 +40,8 @@ def check_mar(path: Path, image: Image, rel: str) -> list[Diagnostic]:
 def check_artifact(path: Path, image: Image | None = None) -> Report:
     """Check the version folder (or single file) at ``path`` against ``image`` (default: newest for its framework).
 
-    Never raises on the artifact's content; raises :class:`~sandbox.errors.UsageError` if ``path`` does not exist.
+    Never raises on the artifact's content; raises :class:`~sandbox.errors.UsageError` if ``path`` does not exist
+    or is neither a file nor a folder (a pipe, a device).
     """
     path = Path(path)
     if path.exists() and not (path.is_file() or path.is_dir()):

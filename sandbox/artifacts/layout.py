@@ -102,7 +102,7 @@ def models(listing: Listing) -> list[str]:
     """The SavedModel folders (``a/b/``, ``""`` for the top) and .mar files in ``listing``, shallowest first."""
     folders = {f.rpartition("/")[0] + "/" if "/" in f else "" for f in listing.named(*SM_NAMES)}
     found = list(folders) + [f for f in listing.files if f.endswith(".mar")]
-    return sorted(found, key=lambda f: (f.rstrip("/").count("/") + (not f.endswith(".mar") and f != ""), f))
+    return sorted(found, key=lambda f: (f.count("/"), f))  # how many folders down the model file is
 
 
 def is_lfs_pointer(path: Path, size: int | None = None) -> bool:

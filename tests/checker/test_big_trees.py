@@ -80,29 +80,22 @@ def test_check_never_opens_a_pipe_or_device(tmp_path: Path) -> None:
     folder.mkdir()
     os.mkfifo(folder / "saved_model.pb")
     os.mkfifo(folder / "pipe")
-    proc = subprocess.run(
-        [sys.executable, "-m", "sandbox.cli", "check", str(folder)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={**os.environ, "GDC_SANDBOX_HOME": str(tmp_path / "home")},
-    )
+    proc = _check_cli(folder, tmp_path / "home")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_cli_says_what_it_expected(tmp_path: Path) -> None:
     write_files(tmp_path / "tree", layout.SEARCH_ENTRIES + 1)
-    proc = subprocess.run(
-        [sys.executable, "-m", "sandbox.cli", "check", str(tmp_path / "tree")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={**os.environ, "GDC_SANDBOX_HOME": str(tmp_path / "home")},
-    )
+    proc = _check_cli(tmp_path / "tree", tmp_path / "home")
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith(f"error[layout.not-an-artifact] {tmp_path / 'tree'} is not a model artifact: ")
     assert "\n  hint: pass the version folder: the one holding saved_model.pb" in proc.stdout
     assert "will not serve: 1 error (framework unknown" in proc.stdout
+
+
+def _check_cli(folder: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`gdc-sandbox check FOLDER` in a new process (bounded in time: a blocked read fails the test)."""
+    env = {**os.environ, "GDC_SANDBOX_HOME": str(home)}
+    cmd = [sys.executable, "-m", "sandbox.cli", "check", str(folder)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)

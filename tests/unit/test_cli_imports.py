@@ -160,6 +160,19 @@ def test_one_command_parser_prints_as_the_whole_one(command: str, capsys: pytest
         assert _printed(argv, command, capsys) == _printed(argv, None, capsys), argv
 
 
+def test_whole_parser_for_anything_else(capsys: pytest.CaptureFixture[str]) -> None:
+    """No command, an unknown one or an option first: `main` builds the whole parser, whose errors name them all."""
+    for argv, said in (([], "required: command"), (["chek"], "argument command: invalid choice: 'chek'")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert said in err and "{up,down,status," in err, err
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"    {name} " in out for name in cli.COMMANDS), out
+
+
 @pytest.mark.parametrize("argv", VALID, ids=lambda a: a[0])
 def test_one_command_parser_parses_as_the_whole_one(argv: list[str]) -> None:
     assert vars(cli.build_parser(argv[0]).parse_args(argv)) == vars(cli.build_parser().parse_args(argv))
