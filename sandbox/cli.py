@@ -464,14 +464,45 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
         _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter at the width it would choose, without importing :mod:`shutil` for it: argparse
+    makes a formatter for every argument it adds, and shutil's compression modules cost every start-up."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)
+
+
+def terminal_columns() -> int:
+    """What ``shutil.get_terminal_size().columns`` says: ``$COLUMNS``, else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Parser(argparse.ArgumentParser):
+    """A sub-command's parser, formatted by :class:`HelpFormatter`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or with only ``command``'s sub-parser: `main` builds that one alone when the
     command comes first (`gdc-sandbox check DIR` in a hook need not build the other commands' parsers); what it
     parses and prints is the same as with the whole parser (tests/unit/test_cli_imports.py compares)."""
-    parser = argparse.ArgumentParser(prog="gdc-sandbox", description="Local emulation of GDC Online Prediction.")
+    parser = argparse.ArgumentParser(
+        prog="gdc-sandbox", description="Local emulation of GDC Online Prediction.", formatter_class=HelpFormatter
+    )
     # Built for one command, the usage still lists them all (as argparse formats the whole parser's choices).
     metavar = "{" + ",".join(COMMANDS) + "}" if command else None
-    sub = parser.add_subparsers(dest="command", required=True, metavar=metavar)
+    sub = parser.add_subparsers(dest="command", required=True, metavar=metavar, parser_class=_Parser)
     for name, add in COMMANDS.items():
         if command in (None, name):
             add(sub)
@@ -666,7 +697,7 @@ def _runtimes_parser(sub: Any) -> None:
         "ahead of time here. With no network: `runtimes download DIR` on a connected machine, copy DIR, then "
         "`runtimes install --from DIR`.",
     )
-    rsub = p.add_subparsers(dest="action", required=True)
+    rsub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     r = rsub.add_parser("list", help="what each image runs on, installed or not, its size and the cache folder")
     r.add_argument("images", nargs="*", metavar="IMAGE")
     r = rsub.add_parser("install", help="create the runtimes of IMAGE... (default: all) from PyPI or --from DIR")

@@ -39,6 +39,7 @@ CHECKER_ALLOWED = {"google"}
 CHECK_LAZY = {
     "dataclasses",  # with inspect, dis, ast, tokenize: the biggest import of all; the checker's records are not
     "inspect",
+    "shutil",  # argparse sizes its help with it; cli.HelpFormatter does without
     "json",  # only for --format json
     "tempfile",  # only for s3:// targets
     "tarfile",  # only for archives
@@ -158,6 +159,14 @@ def test_one_command_parser_prints_as_the_whole_one(command: str, capsys: pytest
     """`main` builds only the parser of the command given first; its help and usage errors stay the same."""
     for argv in ([command, "--help"], [command, "--no-such-option"], [command, "--kubeconfig"]):
         assert _printed(argv, command, capsys) == _printed(argv, None, capsys), argv
+
+
+@pytest.mark.parametrize("columns", ["", "57", "0", "wide"])
+def test_help_is_as_wide_as_argparse_makes_it(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli.terminal_columns() == shutil.get_terminal_size().columns
 
 
 def test_whole_parser_for_anything_else(capsys: pytest.CaptureFixture[str]) -> None:
