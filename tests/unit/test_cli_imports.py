@@ -182,6 +182,18 @@ def test_whole_parser_for_anything_else(capsys: pytest.CaptureFixture[str]) -> N
     assert all(f"    {name} " in out for name in cli.COMMANDS), out
 
 
+def test_main_called_in_a_process_leaves_its_garbage_collector_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """`program` (the console script) freezes what is imported at start; `main`, which tests and tools call in their
+    own process, must not: frozen objects are never collected."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    capsys.readouterr()
+    assert gc.get_freeze_count() == frozen
+
+
 @pytest.mark.parametrize("argv", VALID, ids=lambda a: a[0])
 def test_one_command_parser_parses_as_the_whole_one(argv: list[str]) -> None:
     assert vars(cli.build_parser(argv[0]).parse_args(argv)) == vars(cli.build_parser().parse_args(argv))
