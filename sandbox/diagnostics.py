@@ -9,6 +9,8 @@ change meaning once released: users grep for them and CI gates on them. Every co
 ('error', 'tf.no-serve-tag')
 """
 
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
 from typing import Any, Literal, NamedTuple
 
 Severity = Literal["error", "warning", "info"]

@@ -1,5 +1,7 @@
 """Walk a MetaGraph's GraphDef and function library: which ops the server will run, and which files it reads."""
 
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple

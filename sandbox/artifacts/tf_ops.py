@@ -5,6 +5,8 @@ The files are generated from the real wheels by ``scripts/gen_tf_op_registry.py`
 registry if there is one, else the oldest shipped, and the result says it is approximate.
 """
 
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
 import os
 from functools import cache
 from pathlib import Path
