@@ -132,6 +132,7 @@ def test_check_still_loads_what_an_option_or_artifact_needs(saved_model: Path, t
     pbtxt.mkdir()
     (pbtxt / "saved_model.pbtxt").write_text(tfproto.to_text(tfproto.SavedModel()))
     assert "google.protobuf.text_format" in imported(["check", str(pbtxt)], home, tmp_path, dotted=True)
+    assert {"sandbox.kubectl", "sandbox.settings"} <= imported(["get", "deployedmodels"], home, tmp_path, dotted=True)
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.mar").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
     assert {"zipfile", "sandbox.artifacts.mar"} <= imported(["check", str(tmp_path / "m")], home, tmp_path, dotted=True)
