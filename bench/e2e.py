@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each throughput run")
     parser.add_argument("--repeat", type=int, default=7, help="runs per CLI command")
     parser.add_argument("--restore", type=int, default=12, help="DeployedModels restored after a restart")
+    parser.add_argument("--gateway-only", action="store_true", help="only the deploy and gateway rows")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="gdc-bench-"))
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
@@ -201,7 +202,8 @@ def main() -> None:
             took = deploy_first_prediction(sb, uri, image, f"bench-{framework}")
             row(f"deploy -> first prediction, tiny {framework}", f"{took:.2f} s", "", f"goal <= {goal}")
 
-        cli_startup(sb, "bench-tf", args.repeat)
+        if not args.gateway_only:
+            cli_startup(sb, "bench-tf", args.repeat)
 
         for framework in ("tf", "torch"):
             base, _ = pod_url(sb, f"bench-{framework}")
@@ -214,6 +216,8 @@ def main() -> None:
             row(f"gateway throughput, {framework} (8 clients)", f"{via_rps:.0f} req/s",
                 f"direct {direct_rps:.0f} req/s", f"{via_rps / direct_rps:.0%} (>= 90%)")
 
+        if args.gateway_only:
+            return
         names = ["bench-tf-bench-tf-1"]
         for i in (2, 3):
             uri = f"s3://models/bench-tf{i}/1"

@@ -72,6 +72,7 @@ class TorchServePod(ModelServerPod):
     framework = "torch"
     health_path = "/ping"
     predict_path = f"/predictions/{MODEL_NAME}"
+    parameters_ignored_by = 'TorchServe\'s json service envelope hands the handler only "instances"'
 
     @classmethod
     def env_spec(cls, image: Image) -> envs.EnvSpec | None:
