@@ -1,6 +1,6 @@
 """The issue-13 table from one run, each row next to its baseline measured in the same run.
 
-    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12]
+    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12] [--gateway-only]
 
 Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF and PyTorch models, and prints:
 
