@@ -194,6 +194,8 @@ class PredictionGateway:
         """(status, body, content type) of the pod's answer; a pod that does not answer is a 503 that says why."""
         url = self._urls.get((pod.base_url, pod.predict_path))
         if url is None:
+            if len(self._urls) > 256:  # pods come and go: forget the URLs of old ones now and then
+                self._urls.clear()
             url = self._urls[(pod.base_url, pod.predict_path)] = URL(pod.base_url + pod.predict_path, encoded=True)
         for attempt in (1, 2):
             try:
