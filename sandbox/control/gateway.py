@@ -89,7 +89,8 @@ def _dropped_keys_warning(dropped: list[str]) -> str:
 def _parameters_warning(ignored_by: str) -> str:
     return (
         f'"parameters" had no effect: GDC passes it to the model server, and {ignored_by}, so the predictions '
-        'are those of "instances" alone; a prebuilt image has no way to read it (a custom container can)'
+        'are those of "instances" alone; to give the model a value, make it part of each instance (an input of '
+        "the signature or of the handler)"
     )
 
 
