@@ -22,20 +22,10 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from e2e import Caller, build_models, pod_url, row
+from e2e import Caller, build_models, pod_url, process_cpu, row
 
 from sandbox.engine import Sandbox
 from sandbox.settings import Settings
-
-
-def cpu_seconds(pid: int, children: bool) -> float:
-    """User + system CPU of a process (and of its children that are alive now)."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *(root.children(recursive=True) if children else [])]:
-        times = proc.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def measure(url: str, pids: dict[str, int], count: int) -> dict[str, float]:
@@ -43,11 +33,12 @@ def measure(url: str, pids: dict[str, int], count: int) -> dict[str, float]:
     call = Caller(url)
     for _ in range(50):
         call()
-    before = {name: cpu_seconds(pid, name == "pod") for name, pid in pids.items()}
+    procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+    before = {name: process_cpu(proc, children=name == "pod") for name, proc in procs.items()}
     client, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         call()
-    result = {name: (cpu_seconds(pid, name == "pod") - before[name]) * 1000 / count for name, pid in pids.items()}
+    result = {name: (process_cpu(proc, name == "pod") - before[name]) * 1000 / count for name, proc in procs.items()}
     result["client"] = (time.process_time() - client) * 1000 / count
     result["wall"] = (time.perf_counter() - wall) * 1000 / count
     return result
