@@ -79,7 +79,7 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
     rows += [
         (
             f"pod/{p['name']}",
-            p["state"],
+            p["state"] + (" (not ready)" if p.get("ready") is False else ""),
             p.get("url", "-"),
             str(p.get("pid", "-")),
             str(p.get("restartCount", 0)),

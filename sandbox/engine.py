@@ -267,7 +267,7 @@ class Sandbox:
                 and status.get("servingGeneration") == status.get("observedGeneration")
             ):
                 return item
-            if current and cond.get("reason") not in ("Ready", "Deploying", "PodRestarting", None):
+            if current and cond.get("reason") not in ("Ready", "Deploying", "PodRestarting", "PodNotReady", None):
                 failure = status.get("failure") or {}
                 error = DeployFailed(
                     f"DeployedModel {name} failed: {cond.get('reason')}: {cond.get('message')}",

@@ -284,6 +284,37 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its descendants; None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+    except psutil.Error:
+        return None
+
+
+def is_stopped(pid: int) -> bool:
+    """The process is stopped by a signal (SIGSTOP, SIGTSTP): it answers nothing until it gets SIGCONT."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
+def stopped_note(pid: int, resumable: bool = True) -> str:
+    """What to add to a message about a process that :func:`is_stopped` (``resumable``: it still runs)."""
+    if resumable:
+        return f" (its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
+    return f" (its process {pid} was stopped, as by SIGSTOP)"
+
+
 def tail(path: Path, lines: int = 30) -> str:
     """The last ``lines`` lines of a log file ('' if it does not exist)."""
     try:

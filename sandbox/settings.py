@@ -10,6 +10,12 @@ Environment variables (all optional; a ``.env`` file in the working folder is re
 - ``GDC_SANDBOX_PROJECT``, ``GDC_SANDBOX_LOCATION``, ``GDC_SANDBOX_BUCKET``: the default project layout.
 - ``GDC_SANDBOX_STARTUP_TIMEOUT`` / ``GDC_SANDBOX_DEPLOY_TIMEOUT``: seconds.
 - ``GDC_SANDBOX_RESTART_BACKOFF``: seconds before a pod that died is restarted (doubling per consecutive death).
+- ``GDC_SANDBOX_PROBE_PERIOD`` / ``GDC_SANDBOX_PROBE_TIMEOUT``: seconds between two health probes of each
+  model-server pod (default 10; ``0`` turns probes off), and how long a probe waits for an answer (default 1),
+  as Kubernetes' ``periodSeconds`` and ``timeoutSeconds``.
+- ``GDC_SANDBOX_READINESS_FAILURE_THRESHOLD`` / ``GDC_SANDBOX_LIVENESS_FAILURE_THRESHOLD``: failed probes in a row
+  after which a pod is taken out of traffic (it is back at its first answer), and after which it is killed and
+  restarted with the back-off (both default 3, Kubernetes' ``failureThreshold``); see control/probes.py.
 - ``GDC_SANDBOX_MAX_REQUEST_BYTES``: the online-prediction payload limit (default 1.5 MB).
 - ``GDC_SANDBOX_MAX_EXTRACT_BYTES``: the most an archive given to ``repro`` may extract to (default 10 GiB).
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
@@ -133,6 +139,18 @@ class Settings:
     restart_backoff: float = 1.0
     """Seconds before a pod that died is restarted; doubles with each consecutive death (at most 5 minutes)."""
 
+    probe_period: float = 10.0
+    """Seconds between two health probes of each pod (Kubernetes' ``periodSeconds``); 0 turns probes off."""
+
+    probe_timeout: float = 1.0
+    """Seconds a pod has to answer a health probe (Kubernetes' ``timeoutSeconds``)."""
+
+    readiness_failure_threshold: int = 3
+    """Failed probes in a row that take a pod out of traffic until it answers again (``failureThreshold``)."""
+
+    liveness_failure_threshold: int = 3
+    """Failed probes in a row after which a pod is killed and restarted with the back-off (``failureThreshold``)."""
+
     max_request_bytes: int = 1_572_864
     """Online prediction request/response size limit (Vertex: 1.5 MB)."""
 
@@ -174,6 +192,23 @@ class Settings:
                 code="settings.invalid",
                 hint=f"fix or unset {ENV_PREFIX}BACKEND (environment or .env)",
             )
+        self._check_probes()
+
+    def _check_probes(self) -> None:
+        limits = (
+            ("probe_period", self.probe_period >= 0, "0 (probes off) or more seconds"),
+            ("probe_timeout", self.probe_timeout > 0, "more than 0 seconds"),
+            ("readiness_failure_threshold", self.readiness_failure_threshold >= 1, "1 or more"),
+            ("liveness_failure_threshold", self.liveness_failure_threshold >= 1, "1 or more"),
+        )
+        for name, ok, expected in limits:
+            if not ok:
+                variable = f"{ENV_PREFIX}{name.upper()}"
+                raise UsageError(
+                    f"{variable}={getattr(self, name):g} is out of range: it must be {expected}",
+                    code="settings.invalid",
+                    hint=f"fix or unset {variable} (environment or .env)",
+                )
 
     def model_dump(self) -> dict[str, Any]:
         """Every setting by name (the shape :meth:`sandbox.stack.Stack.child_env` passes on to children)."""

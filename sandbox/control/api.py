@@ -140,7 +140,9 @@ class ControlPlaneApp:
         return json_response({"deleted": {"kind": item["kind"], "name": name, "namespace": ns}, "warnings": warnings})
 
     def on_pods(self, request: Request) -> Response:
-        """Every pod of every DeployedModel: Running, Restarting or CrashLoopBackOff, with its restart count."""
+        """Every pod of every DeployedModel: Running (ready or not), Restarting or CrashLoopBackOff, with its
+        restart count and, while it runs, how its probes went."""
+        probes = self.controller.deployer.probe_counts()
         pods = []
         for dm in self.controller.store.list("DeployedModel"):
             status = dm.get("status") or {}
@@ -152,6 +154,7 @@ class ControlPlaneApp:
                         "image": status.get("servingImage", ""),
                         "generation": status.get("servingGeneration"),
                         **replica,
+                        **({"probes": probes[replica["name"]]} if replica["name"] in probes else {}),
                     }
                 )
         return json_response({"pods": pods})

@@ -20,13 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
 from sandbox.control.deployer import Deployer
 from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import MACHINE_TYPES, pool_autoscaling, pool_machine
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import SandboxError
+from sandbox.process import tree_cpu_seconds
 from sandbox.runtimes.base import PodInfo
 
 DEFAULT_CPU_TARGET = 60
@@ -61,26 +60,11 @@ class CpuMeter:
     def __init__(self) -> None:
         self._last: dict[str, tuple[float, float]] = {}
 
-    @staticmethod
-    def cpu_seconds(pid: int) -> float | None:
-        try:
-            root = psutil.Process(pid)
-            total = 0.0
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-                except psutil.Error:
-                    continue
-            return total
-        except psutil.Error:
-            return None
-
     def usage(self, pods: list[PodInfo], cpus: float) -> float | None:
         """Average percent of ``cpus`` used per replica since the last reading; None before two readings."""
         now, shares = time.monotonic(), []
         for pod in pods:
-            seconds = self.cpu_seconds(pod.process.pid)
+            seconds = tree_cpu_seconds(pod.process.pid)
             if seconds is None:
                 continue
             before = self._last.get(pod.name)
@@ -143,6 +127,8 @@ class Autoscaler:
             return  # deleted, or a rollout is under way: the deployer owns it
         if self.deployer.restarts.pending(key):
             return  # a replica died and waits for its restart: the deployer owns it until it runs again
+        if self.pods.not_ready(key):
+            return  # a silent replica uses no CPU: measured now, it would remove a replica that answers
         pool = self._pool(dm, key[1])
         scaling, machine = pool_autoscaling(pool), pool_machine(pool)
         target = scaling.cpuTarget or DEFAULT_CPU_TARGET
@@ -169,7 +155,7 @@ class Autoscaler:
                 except SandboxError as exc:
                     self.log(f"autoscaler: could not add a replica to {key[2]}: {exc.message}")
                     return
-                if not self.pods.add(key, new, generation):
+                if not self.deployer.add_replicas(key, new, generation):
                     self.pods.retire(new)
                     return
                 for pod in new:

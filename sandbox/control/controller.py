@@ -6,7 +6,6 @@ import hashlib
 import random
 from typing import Any
 
-from sandbox.client import http_call
 from sandbox.control.autoscaler import Autoscaler
 from sandbox.control.conditions import normalised
 from sandbox.control.deployer import Deployer
@@ -26,7 +25,8 @@ from sandbox.control.store import ResourceStore
 from sandbox.errors import NotFound, SandboxError, UsageError
 from sandbox.images import resolve
 from sandbox.kinds import API_VERSION_OF, canonical_kind
-from sandbox.runtimes.base import PodInfo
+from sandbox.process import is_stopped, stopped_note
+from sandbox.runtimes.base import PodInfo, health_check
 from sandbox.s3.client import Store
 from sandbox.settings import Settings
 from sandbox.uri import ArtifactURI
@@ -251,8 +251,8 @@ class Controller:
         return item
 
     def route(self, namespace: str, endpoint: str) -> tuple[str, PodInfo, str]:
-        """Pick a ready pod by traffic split (a pod that died is out of the table until it is restarted);
-        returns (deployedModelId, pod, deployed model name)."""
+        """Pick a ready pod by traffic split (a pod that died is out of the table until it is restarted, one
+        whose readiness probe fails is out until it answers); returns (deployedModelId, pod, deployed model name)."""
         item = self.find_endpoint(namespace, endpoint, readonly=True)  # the hot path: nothing is copied
         choices: list[tuple[int, Key]] = []
         waiting: list[tuple[int, Key]] = []
@@ -281,8 +281,9 @@ class Controller:
         raise self._not_serving(endpoint, [key for _, key in waiting])
 
     def _ready_pods(self, key: Key) -> list[PodInfo]:
-        """The running pods of a DeployedModel that exists (a deleted one's pods are on their way out)."""
-        return self.pods.get(key) if self.store.exists(key) else []
+        """The pods in traffic of a DeployedModel that exists (a deleted one's pods are on their way out; a pod
+        whose readiness probe fails is out until it answers)."""
+        return self.pods.ready(key) if self.store.exists(key) else []
 
     def _not_serving(self, endpoint: str, keys: list[Key]) -> SandboxError:
         """Endpoint traffic with no ready pod: which DeployedModel, its state, and where its pod's log is."""
@@ -295,7 +296,11 @@ class Controller:
             status = dm.get("status") or {}
             cond = status.get("primaryCondition") or {}
             states.append(f"DeployedModel {key[2]} is {cond.get('reason', 'not deployed')}: " + _first_line(cond))
-            logs += [r["log"] for r in status.get("replicas", []) if r.get("log") and r.get("state") != "Running"]
+            logs += [
+                r["log"]
+                for r in status.get("replicas", [])
+                if r.get("log") and (r.get("state") != "Running" or r.get("ready") is False)
+            ]
         name = keys[0][2] if len(keys) == 1 else "NAME"
         hint = f"`gdc-sandbox get deployedmodel {name} -o yaml` shows its status and lastTermination"
         if logs:
@@ -308,17 +313,24 @@ class Controller:
 
     def describe_unreachable(self, dm_name: str, pod: PodInfo, error: Exception) -> SandboxError:
         """A pod that did not answer the gateway, in the sandbox's words (not urllib3's)."""
+        hint = f"its log is {pod.process.log_path}"
         if not pod.process.is_alive():
-            why = "its process has exited (the control plane restarts it; `gdc-sandbox status` shows the state)"
+            problem = "did not answer: its process has exited (the control plane restarts it)"
         elif isinstance(error, TimeoutError):
-            why = f"it did not answer within {self.settings.deploy_timeout:.0f}s"
+            problem = f"did not answer within {self.settings.deploy_timeout:g}s"
+            problem += stopped_note(pod.process.pid) if is_stopped(pod.process.pid) else ""
+            hint += (
+                "; its probes take a pod that stays silent out of traffic, then restart it"
+                if self.settings.probe_period > 0
+                else "; probes are off (GDC_SANDBOX_PROBE_PERIOD=0): it stays in traffic until it answers"
+            )
         else:
-            why = "it refused the connection"
+            problem = "did not answer: it refused the connection"
         tail = tail_of(pod.process.log_path).strip().splitlines()
         return SandboxError(
-            f"pod {pod.name} of DeployedModel {dm_name} did not answer: {why}",
+            f"pod {pod.name} of DeployedModel {dm_name} {problem}",
             code="predict.model-server-unreachable",
-            hint=f"its log is {pod.process.log_path}" + (f"; it ends with: {tail[-1]}" if tail else ""),
+            hint=hint + "; `gdc-sandbox status` shows its state" + (f"; its log ends with: {tail[-1]}" if tail else ""),
         ).with_status(503)
 
     def probe(self, namespace: str, endpoint: str) -> dict[str, Any]:
@@ -329,7 +341,7 @@ class Controller:
         for dest in item["spec"]["destinations"]:
             ref = dest["serviceRef"]
             key = ("DeployedModel", ref.get("namespace") or item["metadata"]["namespace"], ref["name"])
-            pods = [(pod.name, _answers(pod)) for pod in self._ready_pods(key)]
+            pods = [(pod.name, health_check(pod, 2).healthy) for pod in self._ready_pods(key)]
             answers.append({"deployedModel": ref["name"], "pods": [{"name": n, "answers": ok} for n, ok in pods]})
             if dest["trafficPercentage"] > 0 and not any(ok for _, ok in pods):
                 ready = False
@@ -496,13 +508,6 @@ def _digest(objects: list[dict[str, Any]]) -> str:
 
 def _first_line(cond: dict[str, Any]) -> str:
     return str(cond.get("message", "")).splitlines()[0] if cond.get("message") else "no status yet"
-
-
-def _answers(pod: PodInfo) -> bool:
-    try:
-        return http_call("GET", pod.base_url + pod.health_path, timeout=2).status_code == 200
-    except OSError:
-        return False
 
 
 def _dns(name: str) -> str:

@@ -3,13 +3,15 @@
 A rollout starts the new pods first and switches traffic only once they answer; if the new
 version fails, the previous pods keep serving and the status says why. Nothing in the bucket is
 ever modified. Every pod is watched: one that dies is taken out of traffic at once and restarted
-with back-off from the staged copy of what it served (:mod:`sandbox.control.restarts`); after a
-restart of the control plane each DeployedModel serves again what it served before
-(:mod:`sandbox.control.serving`).
+with back-off from the staged copy of what it served (:mod:`sandbox.control.restarts`); one that
+stops answering its health route is taken out of traffic until it answers, and killed and restarted
+when it stays silent (:mod:`sandbox.control.probes`); after a restart of the control plane each
+DeployedModel serves again what it served before (:mod:`sandbox.control.serving`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -24,23 +26,26 @@ from typing import Any
 
 from sandbox.control.conditions import READY_MESSAGE, READY_REASON, with_condition
 from sandbox.control.container_args import plan
-from sandbox.control.pods import Key, PodTable
+from sandbox.control.pods import STOP_GRACE, Key, PodTable
+from sandbox.control.probes import BUSY, NOT_LIVE, READY, Change, ProbeSettings, ProbeState
+from sandbox.control.probes import watch as watch_probes
 from sandbox.control.resources import FORCE_ANNOTATION, pool_autoscaling, serving_uri
 from sandbox.control.restarts import PodRestarts, RestartBook, Termination
 from sandbox.control.serving import ServingRecord, ServingRecords
 from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
-from sandbox.process import wait_exit
+from sandbox.process import stop_group, wait_exit
 from sandbox.runtimes.base import PodInfo, PodSpec
 from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import BACKENDS
 from sandbox.s3.client import Store
 from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY, Settings
 
-RESTARTING, CRASH_LOOP = "PodRestarting", "CrashLoopBackOff"
-TRANSIENT = ("Deploying", RESTARTING, CRASH_LOOP)
+RESTARTING, CRASH_LOOP, POD_NOT_READY = "PodRestarting", "CrashLoopBackOff", "PodNotReady"
+TRANSIENT = ("Deploying", RESTARTING, CRASH_LOOP, POD_NOT_READY)
 """Reasons that describe the pods, not a verdict on the spec: a restart of the control plane deploys again."""
+PROBE_LOG = logging.getLogger("sandbox.probes")
 
 
 def deployed_model_id(uid: str) -> str:
@@ -68,6 +73,11 @@ class Deployer:
         self.serving_store = serving_store
         self.serving = ServingRecords(settings.state_dir / "serving", settings.run_dir / "artifacts")
         self.restarts = RestartBook(settings.restart_backoff)
+        self.probes = ProbeSettings.of(settings)
+        self._liveness_kills: dict[tuple[str, int], str] = {}
+        """(pod name, pid) -> the failed liveness probe the control plane killed it for (until its watcher reads it)."""
+        self._probe_states: dict[str, ProbeState] = {}
+        """Pod name -> its probes' state, while they run."""
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._stopping = threading.Event()
@@ -389,18 +399,32 @@ class Deployer:
             raise
 
     # -- pods that die -------------------------------------------------------------------------
+    def add_replicas(self, key: Key, pods: list[PodInfo], generation: int) -> bool:
+        """Put pods started by :meth:`start_pods` in the table, watched and probed like every other; False
+        (nothing added) if the DeployedModel serves another generation now."""
+        if not self.pods.add(key, pods, generation):
+            return False
+        for pod in pods:
+            self.restarts.started(key, pod.name)
+            self._watch(key, pod, generation)
+        return True
+
     def _watch(self, key: Key, pod: PodInfo, generation: int) -> None:
-        """Wait on the pod's process in a thread: its exit is noticed (and the process reaped) at once."""
+        """Wait on the pod's process in a thread: its exit is noticed (and the process reaped) at once; and
+        probe it in another (:mod:`sandbox.control.probes`)."""
         threading.Thread(
             target=self._await_exit, args=(key, pod, generation), name=f"watch-{pod.name}", daemon=True
         ).start()
+        if self.probes.enabled:
+            threading.Thread(target=self._probe, args=(key, pod), name=f"probe-{pod.name}", daemon=True).start()
 
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
+        cause = self._liveness_kills.pop((pod.name, pod.process.pid), "")
         if self._stopping.is_set() or not self.pods.remove(key, [pod.name]):
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
-        self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path))
+        self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path, cause))
 
     def _died(self, key: Key, pod_name: str, generation: int, termination: Termination) -> None:
         entry, delay = self.restarts.died(key, pod_name, termination)
@@ -440,6 +464,42 @@ class Deployer:
             self._watch(key, pod, generation)
             self._save_serving_status(key, record)
 
+    # -- pods that stop answering -------------------------------------------------------------
+    def _probe(self, key: Key, pod: PodInfo) -> None:
+        state = self._probe_states[pod.name] = ProbeState(self.probes)
+        try:
+            watch_probes(
+                pod, state, self._stopping, lambda: self.pods.holds(key, pod), lambda c: self._probed(key, pod, c)
+            )
+        finally:
+            if self._probe_states.get(pod.name) is state:  # not yet replaced by the restarted pod's
+                del self._probe_states[pod.name]
+
+    def probe_counts(self) -> dict[str, dict[str, int]]:
+        """Pod name -> how many of its probes were answered, failed, or met a silent but busy pod."""
+        return {name: dict(state.counts) for name, state in list(self._probe_states.items())}
+
+    def _probed(self, key: Key, pod: PodInfo, change: Change) -> None:
+        """Act on a probe's verdict: out of traffic, back in, or killed (its watcher restarts it)."""
+        where = f"pod {pod.name} of DeployedModel {key[1]}/{key[2]}"
+        if change.kind == BUSY:
+            PROBE_LOG.info(f"{where} {change.message}: it is working, not hung (not counted as a failure)")
+            return
+        if not self.pods.mark(key, pod, None if change.kind == READY else change.message):
+            return  # taken out meanwhile (rolled out, scaled down, died)
+        if change.kind == NOT_LIVE:
+            PROBE_LOG.warning(f"{where}: {change.message}; killing it (it is restarted with back-off)")
+            self._liveness_kills[(pod.name, pod.process.pid)] = change.message
+            stop_group(pod.process, STOP_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
+            return
+        if change.kind == READY:
+            PROBE_LOG.info(f"{where} is back in traffic: {change.message}")
+        else:
+            PROBE_LOG.warning(f"{where} is out of traffic: {change.message}")
+        record = self.serving.load(key)
+        if record is not None:
+            self._save_serving_status(key, record)
+
     # -- status --------------------------------------------------------------------------------
     def _save_status(self, key: Key, status: dict[str, Any]) -> None:
         self.store.set_status(key, status)
@@ -472,10 +532,13 @@ class Deployer:
     def _pod_status(self, key: Key) -> dict[str, Any]:
         """``replicas`` (running, restarting or in CrashLoopBackOff), ``restartCount`` and ``lastTermination``."""
         history = self.restarts.of(key)
+        not_ready = self.pods.not_ready(key)
         rows: list[dict[str, Any]] = [
             {
                 "name": p.name,
                 "state": "Running",
+                "ready": p.name not in not_ready,
+                **({"notReady": not_ready[p.name]} if p.name in not_ready else {}),
                 "pid": p.process.pid,
                 "url": p.base_url,
                 "log": p.process.log_path,
@@ -518,7 +581,11 @@ class Deployer:
         elif record.generation == generation:
             status["observedGeneration"] = generation
             status.pop("failure", None)  # diagnostics stay: the preflight's warnings on what now serves
-            status = with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE)
+            not_ready = _not_ready_message(status["replicas"])
+            if not_ready:
+                status = with_condition(status, key[2], generation, POD_NOT_READY, not_ready)
+            else:
+                status = with_condition(status, key[2], generation, READY_REASON, READY_MESSAGE)
         elif status.get("failure"):  # a later spec failed: say so again, now that the served one runs
             failure = status["failure"]
             reason = failure.get("reason") or str(failure.get("code", "deploy.Failed")).split(".", 1)[-1]
@@ -532,9 +599,9 @@ class Deployer:
             return
         status = dict(dm.get("status") or {})
         status.update(self.replica_facts(key))
-        ready = sum(1 for r in status["replicas"] if r["state"] == "Running")
+        ready = sum(1 for r in status["replicas"] if r["state"] == "Running" and r["ready"])
         last = entry.last
-        verb = "keeps dying" if entry.crash_loop else "died"
+        verb = "keeps dying" if entry.crash_loop else "was killed" if last.by_control_plane else "died"
         message = (
             f"pod {pod_name} {verb}: {last.message}; restart {entry.restarts} in {delay:g}s; "
             f"{ready}/{len(status['replicas'])} replicas ready (traffic goes only to ready replicas); log {last.log}"
@@ -564,3 +631,15 @@ class Deployer:
             if getattr(exc, "diagnostics", None):
                 status["diagnostics"] = exc.diagnostics  # type: ignore[attr-defined]
         self._save_status(key, status)
+
+
+def _not_ready_message(replicas: list[dict[str, Any]]) -> str:
+    """Which running replicas their readiness probe took out of traffic, and why; empty when none."""
+    out = [r for r in replicas if r["state"] == "Running" and not r["ready"]]
+    if not out:
+        return ""
+    ready = sum(1 for r in replicas if r["state"] == "Running" and r["ready"])
+    return (
+        "; ".join(f"pod {r['name']} is not ready: {r['notReady']}" for r in out)
+        + f"; {ready}/{len(replicas)} replicas ready (traffic goes only to ready replicas); log {out[0]['log']}"
+    )

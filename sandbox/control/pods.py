@@ -19,6 +19,9 @@ nothing worth the wait, and TensorFlow's own teardown takes seconds of CPU per p
 class PodTable:
     """Active pods per DeployedModel key; thread-safe; one JSON file per DeployedModel.
 
+    An active pod is in traffic unless its readiness probe took it out (:meth:`mark`): :meth:`pick` and
+    :meth:`ready` leave such pods out; :meth:`get` lists them all.
+
     A pod outside the table (still starting, or taken out and being stopped) keeps a loose record in
     ``spawning/`` until :meth:`release`, so a control plane that dies at any moment leaves nothing that
     the next ``down`` or ``up`` cannot stop (:meth:`stop_orphans`).
@@ -30,6 +33,8 @@ class PodTable:
         self._lock = threading.Lock()
         self._active: dict[Key, list[PodInfo]] = {}
         self._generation: dict[Key, int] = {}
+        self._not_ready: dict[str, str] = {}
+        """Pod name -> why its readiness probe took it out of traffic."""
         self._counter = itertools.count()
 
     @property
@@ -68,6 +73,7 @@ class PodTable:
         with self._lock:
             previous = self._active.get(key, [])
             self._hold(previous)
+            self._forget_readiness(previous)
             self._active[key] = pods
             self._generation[key] = generation
             self._write(key)
@@ -89,6 +95,7 @@ class PodTable:
         with self._lock:
             taken = [p for p in self._active.get(key, []) if p.name in names]
             self._hold(taken)
+            self._forget_readiness(taken)
             self._active[key] = [p for p in self._active.get(key, []) if p.name not in names]
             self._write(key)
             return taken
@@ -101,6 +108,7 @@ class PodTable:
         """Take a DeployedModel's pods out; they are held loose until the caller stops and releases them."""
         with self._lock:
             self._hold(self._active.get(key, []))
+            self._forget_readiness(self._active.get(key, []))
             self._generation.pop(key, None)
             self._path(key).unlink(missing_ok=True)
             return self._active.pop(key, [])
@@ -121,12 +129,48 @@ class PodTable:
             return self._generation.get(key)
 
     def pick(self, key: Key) -> PodInfo | None:
-        """Round-robin over the live replicas of one DeployedModel."""
+        """Round-robin over the replicas of one DeployedModel that are in traffic."""
         with self._lock:
-            pods = self._active.get(key, [])
+            pods = self._ready(key)
             if not pods:
                 return None
             return pods[next(self._counter) % len(pods)]
+
+    def ready(self, key: Key) -> list[PodInfo]:
+        """The replicas in traffic: running, and not taken out by their readiness probe."""
+        with self._lock:
+            return self._ready(key)
+
+    def _ready(self, key: Key) -> list[PodInfo]:
+        return [p for p in self._active.get(key, []) if p.name not in self._not_ready]
+
+    def not_ready(self, key: Key) -> dict[str, str]:
+        """Running replicas out of traffic, by name, with the reason."""
+        with self._lock:
+            return {p.name: self._not_ready[p.name] for p in self._active.get(key, []) if p.name in self._not_ready}
+
+    def holds(self, key: Key, pod: PodInfo) -> bool:
+        """This very pod (not a restarted one of the same name) is an active replica of ``key``."""
+        with self._lock:
+            return self._holds(key, pod)
+
+    def _holds(self, key: Key, pod: PodInfo) -> bool:
+        return any(p.name == pod.name and p.process.pid == pod.process.pid for p in self._active.get(key, []))
+
+    def mark(self, key: Key, pod: PodInfo, reason: str | None) -> bool:
+        """Take an active pod out of traffic (``reason``) or put it back (None); False if it is not active."""
+        with self._lock:
+            if not self._holds(key, pod):
+                return False
+            if reason is None:
+                self._not_ready.pop(pod.name, None)
+            else:
+                self._not_ready[pod.name] = reason
+            return True
+
+    def _forget_readiness(self, pods: list[PodInfo]) -> None:
+        for pod in pods:
+            self._not_ready.pop(pod.name, None)
 
     def all(self) -> dict[Key, list[PodInfo]]:
         with self._lock:

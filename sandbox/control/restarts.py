@@ -29,18 +29,24 @@ class Termination:
 
     pod: str
     message: str
-    """``killed by signal 9 (SIGKILL)``, ``exit code 1``, or a restart's failure."""
+    """``killed by signal 9 (SIGKILL)``, ``exit code 1``, a failed liveness probe, or a restart's failure."""
     log: str
     exit_code: int | None = None
     log_tail: str = ""
     finished_at: str = field(default_factory=now_rfc3339)
+    by_control_plane: bool = False
+    """The control plane killed it (its liveness probe failed), rather than it dying on its own."""
 
     @classmethod
-    def of_exit(cls, pod: str, code: int | None, log: str) -> Termination:
-        return cls(pod, describe_exit(code), log, code, tail_of(log))
+    def of_exit(cls, pod: str, code: int | None, log: str, cause: str = "") -> Termination:
+        """The exit of a pod; ``cause``: why the control plane killed it (empty: it died on its own)."""
+        message = f"{cause}; the control plane stopped it ({describe_exit(code)})" if cause else describe_exit(code)
+        return cls(pod, message, log, code, tail_of(log), by_control_plane=bool(cause))
 
     def to_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"pod": self.pod, "message": self.message, "finishedAt": self.finished_at}
+        if self.by_control_plane:
+            status["reason"] = "LivenessProbeFailed"
         if self.exit_code is not None:
             status["exitCode" if self.exit_code >= 0 else "signal"] = abs(self.exit_code)
         status.update(log=self.log, logTail=self.log_tail)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from sandbox.client import http_call
 from sandbox.errors import DeployFailed
 from sandbox.images import Image, nearest_native
 from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
@@ -242,6 +243,34 @@ class ModelServerPod:
 
     def exited(self) -> bool:
         return self.process is not None and not self.process.is_alive()
+
+
+@dataclass(frozen=True)
+class Health:
+    """One answer (or silence) of a pod's health route."""
+
+    healthy: bool
+    problem: str = ""
+    """What went wrong, e.g. ``did not answer /ping within 1s``; empty when healthy."""
+    timed_out: bool = False
+
+
+def health_check(info: PodInfo, timeout: float) -> Health:
+    """Ask the pod's health route, as the kubelet's ``httpGet`` probe does: an HTTP status from 200 to 399 within
+    ``timeout`` seconds is healthy; silence, a refused connection or another status is not."""
+    route = info.health_path
+    try:
+        answer = http_call("GET", info.base_url + route, timeout=timeout)
+    except TimeoutError:
+        return Health(False, f"did not answer {route} within {timeout:g}s", timed_out=True)
+    except ConnectionRefusedError:
+        return Health(False, f"refused the connection to {route} (nothing listens on {info.base_url})")
+    except OSError as exc:
+        return Health(False, f"did not answer {route}: {exc}")
+    if 200 <= answer.status_code < 400:
+        return Health(True)
+    body = " ".join(answer.text.split())[:200]
+    return Health(False, f"answered {route} with HTTP {answer.status_code}" + (f": {body}" if body else ""))
 
 
 def stop_pod(info: PodInfo) -> None:

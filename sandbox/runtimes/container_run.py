@@ -30,12 +30,29 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _remove_leftover(client: Any, spec: dict[str, Any]) -> None:
+    """Remove the container of an earlier run of this pod, of the same sandbox home, that outlived the process
+    standing for it (one killed before its clean-up finished, e.g. by a failed liveness probe: the restarted pod
+    keeps its name, so its container would not be created)."""
+    from docker.errors import NotFound
+
+    try:
+        old = client.containers.get(spec.get("name"))
+    except NotFound:
+        return
+    if old.labels.get("gdc-sandbox") == (spec.get("labels") or {}).get("gdc-sandbox"):
+        _say(f"removing container {old.short_id} left by an earlier run of this pod")
+        old.remove(force=True)
+
+
 def run(spec: dict[str, Any]) -> int:
     import docker
     from docker.errors import DockerException
 
     try:
         client = docker.from_env()
+        if spec.get("name"):
+            _remove_leftover(client, spec)
         container = client.containers.create(**spec)
     except DockerException as exc:
         _say(f"could not create the container from image {spec.get('image')}: {exc}")

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from sandbox.engine import Sandbox
 from sandbox.errors import DeployFailed
+from sandbox.process import wait_until
 from sandbox.runtimes.container import PULL_VARIABLE, pulls_allowed
 from sandbox.runtimes.container_images import container_image
+from sandbox.settings import Settings
 from tests.compose.conftest import containers_of
 from tests.integration.conftest import close
 from tests.integration.test_bad_inputs import (  # noqa: F401  (the native tests, run here on containers)
@@ -77,3 +80,43 @@ def test_an_image_the_engine_lacks_fails_with_the_variable_that_fixes_it(sandbox
     assert failure.value.code == "deploy.ErrImagePull"
     assert container_image(image) in failure.value.message
     assert f"GDC_SANDBOX_IMAGE_{image.upper().replace('-', '_').replace('.', '_')}" in failure.value.hint
+
+
+def test_a_container_that_stops_answering_is_killed_by_its_liveness_probe_and_restarted(
+    tmp_path: Path, docker_client: Any, tf_model: tuple[Path, Callable[[Any], Any]]
+) -> None:
+    """The probes reach a container like a local pod (host network); its restart, under the same pod name, replaces
+    the container that the kill left behind."""
+    settings = Settings(
+        home=tmp_path / "home",
+        s3_port=0,
+        gateway_port=0,
+        backend="compose",
+        probe_period=0.2,
+        probe_timeout=0.5,
+        liveness_failure_threshold=5,
+        restart_backoff=0.5,
+    )
+    sb = Sandbox(settings)
+    sb.up()
+    try:
+        folder, reference = tf_model
+        sb.upload(folder, "s3://models/c-silent/1", progress=False)
+        dm = sb.deploy("s3://models/c-silent/1", image="tf2-cpu.2-18", endpoint="c-silent").deployed_model
+        [container] = containers_of(docker_client, sb, dm)
+        init = psutil.Process(container.attrs["State"]["Pid"])
+        for server in init.children(recursive=True):  # the model server, frozen: alive, and silent
+            server.suspend()
+
+        assert wait_until(lambda: sb.get("DeployedModel", dm)[0]["status"].get("restartCount") or None, timeout=60)
+        status = sb.wait_ready("DeployedModel", dm, settings.project, timeout=180)["status"]
+        assert status["lastTermination"]["reason"] == "LivenessProbeFailed"
+        assert status["lastTermination"]["message"].startswith(
+            "liveness probe failed 5 times in a row: it did not answer /v1/models/default within 0.5s"
+        )
+        code, body = sb.predict("c-silent", INSTANCES)
+        assert code == 200 and close(body["predictions"], reference(INSTANCES))
+        [restarted] = containers_of(docker_client, sb, dm)
+        assert restarted.id != container.id and restarted.status == "running"
+    finally:
+        sb.down()

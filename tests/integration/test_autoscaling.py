@@ -28,9 +28,17 @@ THREADS = 4
 
 @pytest.fixture
 def scaling_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A private sandbox whose autoscaler measures every second and scales down after 3 quiet seconds."""
+    """A private sandbox whose autoscaler measures every second and scales down after 3 quiet seconds; its pods
+    are probed every half second and out of traffic at the first failed probe, so that a pod under load that
+    flapped would show."""
     settings = Settings(
-        home=tmp_path / "scaling", s3_port=0, gateway_port=0, autoscale_interval=1.0, scale_down_delay=3.0
+        home=tmp_path / "scaling",
+        s3_port=0,
+        gateway_port=0,
+        autoscale_interval=1.0,
+        scale_down_delay=3.0,
+        probe_period=0.5,
+        readiness_failure_threshold=1,
     )
     sb = Sandbox(settings)
     sb.up()
@@ -113,6 +121,8 @@ def test_load_above_cpu_target_adds_replicas_up_to_max_and_idle_removes_them(
         assert all(r["startupSeconds"] > 0 for r in status["replicas"])  # each new replica's cold start
         pids = [r["pid"] for r in status["replicas"]]
         assert len(set(pids)) == 3 and all(psutil.pid_exists(pid) for pid in pids)
+        pods = [p for p in sb.pods() if p["deployedModel"] == "my-model-v1"]
+        assert all("probes" in p for p in pods)  # the replicas the autoscaler added are watched like the first
         # traffic spreads over the ready replicas: each model server works while the load runs
         before = {pid: _cpu_seconds(pid) for pid in pids}
         for _ in range(60):
@@ -120,6 +130,8 @@ def test_load_above_cpu_target_adds_replicas_up_to_max_and_idle_removes_them(
             assert close(answer["predictions"], reference([[1, 2, 3, 4]]))
         assert all(_cpu_seconds(pid) > before[pid] for pid in pids)
     assert load.failed == 0, f"{load.failed} of {load.sent} requests failed while scaling"
+    log = (sb.settings.log_dir / "control-plane.log").read_text()
+    assert "out of traffic" not in log and "PodNotReady" not in log  # busy pods were never taken for hung ones
 
     idle = sb.wait_for(
         "DeployedModel", "my-model-v1", None, lambda dm: bool(dm) and dm["status"].get("currentReplicas") == 1, 120

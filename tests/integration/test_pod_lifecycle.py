@@ -19,12 +19,23 @@ from sandbox.settings import Settings
 from tests.integration.conftest import close
 
 INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
+HUNG_POD_TIMEOUT = 6.0
+"""Seconds the gateway waits for a pod (``deploy_timeout``); also what a pod here has to load its model."""
 
 
 @pytest.fixture(scope="module")
 def pod_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A private sandbox whose pods these tests kill; restarts wait 3 s, long enough to watch the dead state."""
-    sb = Sandbox(Settings(home=tmp_path_factory.mktemp("pods") / "home", s3_port=0, gateway_port=0, restart_backoff=3))
+    """A private sandbox whose pods these tests kill; restarts wait 3 s, long enough to watch the dead state. Probes
+    are off: a pod that hangs here is met only by the gateway, which waits ``deploy_timeout`` for it."""
+    settings = Settings(
+        home=tmp_path_factory.mktemp("pods") / "home",
+        s3_port=0,
+        gateway_port=0,
+        restart_backoff=3,
+        probe_period=0,
+        deploy_timeout=HUNG_POD_TIMEOUT,
+    )
+    sb = Sandbox(settings)
     sb.up()
     try:
         yield sb
@@ -54,6 +65,13 @@ def running_pod(sb: Sandbox, name: str) -> dict[str, Any]:
     return pods[0]
 
 
+def deploy_one(sb: Sandbox, artifact: Path, name: str, image: str = "tf2-cpu.2-18") -> tuple[str, dict[str, Any]]:
+    """Upload ``artifact`` as s3://models/NAME/1, deploy it to endpoint NAME-ep; its DeployedModel and its pod."""
+    sb.upload(artifact, f"s3://models/{name}/1", progress=False)
+    dm = sb.deploy(f"s3://models/{name}/1", image, f"{name}-ep").deployed_model
+    return dm, running_pod(sb, dm)
+
+
 def zombies_of(pid: int) -> list[int]:
     return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
 
@@ -62,9 +80,7 @@ def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
     pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
 ) -> None:
     sb = pod_sandbox
-    sb.upload(tf_model[0], "s3://models/killed/1", progress=False)
-    dm = sb.deploy("s3://models/killed/1", "tf2-cpu.2-18", "killed-ep").deployed_model
-    pod = running_pod(sb, dm)
+    dm, pod = deploy_one(sb, tf_model[0], "killed")
 
     os.kill(pod["pid"], signal.SIGKILL)
 
@@ -97,6 +113,33 @@ def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
     control = sb.running().control.pid
     assert wait_until(lambda: not psutil.pid_exists(restarted["pid"]) or None, timeout=30)
     assert zombies_of(control) == []
+
+
+def test_a_pod_that_does_not_answer_gets_the_sandboxs_own_503_and_serves_again_once_resumed(
+    pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
+) -> None:
+    sb = pod_sandbox
+    dm, pod = deploy_one(sb, tf_model[0], "hung")
+    pid = pod["pid"]
+
+    os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing: a hung model server
+    try:
+        code, body = sb.predict("hung-ep", INSTANCES)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    error = body["error"]
+    assert code == 503 and error["status"] == "UNAVAILABLE" and error["reason"] == "predict.model-server-unreachable"
+    assert error["message"] == (
+        f"pod {pod['name']} of DeployedModel {dm} did not answer within {HUNG_POD_TIMEOUT:g}s "
+        f"(its process {pid} is stopped, as by SIGSTOP: `kill -CONT {pid}` resumes it)"
+    )
+    assert error["hint"].startswith(f"its log is {pod['log']}; probes are off (GDC_SANDBOX_PROBE_PERIOD=0)")
+
+    code, body = sb.predict("hung-ep", INSTANCES)  # resumed: the same pod serves again
+    assert code == 200 and close(body["predictions"], tf_model[1](INSTANCES))
+    assert running_pod(sb, dm)["pid"] == pid and status_of(sb, dm)["primaryCondition"]["reason"] == "Ready"
+    sb.delete("DeployedModel", dm)
 
 
 def test_traffic_goes_only_to_the_ready_replicas(pod_sandbox: Sandbox, tf_model: tuple[Path, Any]) -> None:

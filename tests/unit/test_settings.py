@@ -35,3 +35,17 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: s
     with pytest.raises(UsageError) as err:
         Settings()
     assert err.value.code == "settings.invalid" and name in err.value.message and name in err.value.hint
+
+
+def test_probe_settings_default_to_the_kubelets_and_refuse_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.probe_period, settings.probe_timeout) == (10.0, 1.0)  # periodSeconds, timeoutSeconds
+    assert (settings.readiness_failure_threshold, settings.liveness_failure_threshold) == (3, 3)  # failureThreshold
+    monkeypatch.setenv("GDC_SANDBOX_PROBE_PERIOD", "0")  # probes off
+    assert Settings().probe_period == 0
+    for name, value in (("PROBE_TIMEOUT", "0"), ("LIVENESS_FAILURE_THRESHOLD", "0"), ("PROBE_PERIOD", "-1")):
+        monkeypatch.setenv(f"GDC_SANDBOX_{name}", value)
+        with pytest.raises(UsageError) as err:
+            Settings()
+        assert err.value.code == "settings.invalid" and f"GDC_SANDBOX_{name}={value}" in err.value.message
+        monkeypatch.delenv(f"GDC_SANDBOX_{name}")
