@@ -6,7 +6,8 @@ Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF
 
 - CLI start-up: each command in a new process against the running sandbox, next to ``python -c pass``
   (wall time and CPU time: on a busy machine CPU time is the steadier of the two);
-- deploy -> first prediction for a tiny TF and a tiny TorchScript model;
+- deploy -> first prediction for a tiny TF and a tiny TorchScript model (PyTorch: next to a cold pod's, in a
+  second sandbox that keeps no idle TorchServe);
 - gateway latency added over calling the pod directly (p50, one client), the CPU the gateway spends per request
   (the steadier number on a busy machine) next to the pod's, and throughput with 8 concurrent clients through the
   gateway vs direct;
@@ -165,6 +166,17 @@ def deploy_first_prediction(sb: Sandbox, uri: str, image: str, endpoint: str) ->
     return took
 
 
+def cold_first_prediction(home: Path, model: Path, image: str) -> float:
+    """Deploy -> first prediction in a private sandbox that keeps nothing warm: the pod starts cold."""
+    sb = Sandbox(Settings(home=home / "cold", s3_port=0, gateway_port=0, warm_images="none"))
+    try:
+        sb.up()
+        sb.upload(model, "s3://models/bench-cold/1", progress=False)
+        return deploy_first_prediction(sb, "s3://models/bench-cold/1", image, "bench-cold")
+    finally:
+        sb.down()
+
+
 def pod_url(sb: Sandbox, endpoint: str) -> tuple[str, int]:
     dm = sb.get("Endpoint", endpoint)[0]["status"]["destinations"][0]["deployedModel"]
     pod = next(p for p in sb.pods() if p["deployedModel"] == dm)
@@ -206,8 +218,10 @@ def main() -> None:
         for framework, image, goal in (("tf", "tf2-cpu.2-18", "1.0 s"), ("torch", "pytorch-cpu.2-4", "2.0 s")):
             uri = f"s3://models/bench-{framework}/1"
             sb.upload(models[framework], uri, progress=False)
+            cold = cold_first_prediction(home, models[framework], image) if framework == "torch" else None
             took = deploy_first_prediction(sb, uri, image, f"bench-{framework}")
-            row(f"deploy -> first prediction, tiny {framework}", f"{took:.2f} s", "", f"goal <= {goal}")
+            baseline = f"cold pod {cold:.2f} s" if cold is not None else ""
+            row(f"deploy -> first prediction, tiny {framework}", f"{took:.2f} s", baseline, f"goal <= {goal}")
 
         if not args.gateway_only:
             cli_startup(sb, "bench-tf", args.repeat)

@@ -87,6 +87,7 @@ def cmd_status(sb: Sandbox, args: argparse.Namespace) -> int:
         )
         for p in sb.stack.pods()
     ]
+    rows += [(f"warm/{w.name}", w.state, w.url, str(w.pid), "-", w.log) for w in sb.stack.warm_processes()]
     _table(rows)
     if all(c.state == "running" for c in components):
         restore = sb.restore_progress()

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -133,6 +133,10 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return tail(Path(self.record.log_path), lines)
+
+    def renamed(self, name: str, log_path: Path) -> ManagedProcess:
+        """The same process under another name, its log moved to ``log_path`` (by the caller)."""
+        return ManagedProcess(replace(self.record, name=name, log_path=str(log_path)), self._popen)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, wait, then SIGKILL whatever is left."""

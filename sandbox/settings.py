@@ -21,8 +21,9 @@ Environment variables (all optional; a ``.env`` file in the working folder is re
 - ``GDC_SANDBOX_PREDICTION_AUTH``: ``true`` to require bearer tokens on predict routes.
 - ``GDC_SANDBOX_AUTOSCALE_INTERVAL`` / ``GDC_SANDBOX_SCALE_DOWN_DELAY``: seconds between CPU measurements of
   the replicas, and how long usage must stay low before replicas are removed.
-- ``GDC_SANDBOX_WARM_IMAGES``: images whose framework is imported at start by a parent that forks their model
-  servers (comma-separated; default ``tf2-cpu.2-18``; ``none``: only after their first deploy).
+- ``GDC_SANDBOX_WARM_IMAGES``: images kept warm from the start: a TF image's framework is imported by a parent
+  that forks its model servers, a PyTorch image's TorchServe is started with no model for the next pod to adopt
+  (comma-separated; default ``tf2-cpu.2-18,pytorch-cpu.2-4``; ``none``: only after their first deploy).
 
 Plain standard library on purpose: every CLI command reads settings, and the CLI must start fast.
 """
@@ -166,8 +167,9 @@ class Settings:
     scale_down_delay: float = 30.0
     """Seconds usage must stay below the target before replicas are removed (Kubernetes' HPA: 300)."""
 
-    warm_images: str = "tf2-cpu.2-18"
-    """Images whose fork server starts with the sandbox (comma-separated, or ``none``); see runtimes/forkserver.py."""
+    warm_images: str = "tf2-cpu.2-18,pytorch-cpu.2-4"
+    """Images whose warm server starts with the sandbox (comma-separated, or ``none``): TF's fork server
+    (runtimes/forkserver.py), TorchServe's idle server (runtimes/ts_warm.py)."""
 
     def __init__(self, **values: Any) -> None:
         fields = {f.name: f for f in dataclasses.fields(Settings)}

@@ -225,12 +225,13 @@ class Stack:
 
     def _stop_orphan_pods(self) -> list[str]:
         from sandbox.control.pods import PodTable
+        from sandbox.runtimes.forkserver import is_standby
 
         pods_dir = self.settings.state_dir / "pods"
         if not pods_dir.exists():
             return []
         stopped = PodTable(pods_dir).stop_orphans()
-        return [("" if name.startswith("forkserver-") else "pod/") + f"{name} (orphaned)" for name in stopped]
+        return [("" if is_standby(name) else "pod/") + f"{name} (orphaned)" for name in stopped]
 
     def status(self) -> list[ComponentStatus]:
         state = self.state()
@@ -247,6 +248,18 @@ class Stack:
                 condition = "running" if _http_ok(health) else "unhealthy"
             result.append(ComponentStatus(name, condition, url, record.pid, record.log_path))
         return result
+
+    def warm_processes(self) -> list[ComponentStatus]:
+        """The warm processes kept for the next deploys (TF fork servers, idle TorchServes): not pods."""
+        from sandbox.runtimes.forkserver import is_standby
+
+        spawning = self.settings.state_dir / "pods" / "spawning"
+        records = (ProcessRecord.load(path) for path in sorted(spawning.glob("*.json")))
+        return [
+            ComponentStatus(r.name, "warm", "-", r.pid, r.log_path)
+            for r in records
+            if r is not None and is_standby(r.name) and r.is_alive()
+        ]
 
     def pods(self) -> list[dict[str, Any]]:
         state = self.running()

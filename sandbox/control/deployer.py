@@ -88,7 +88,9 @@ class Deployer:
         self._executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="reconcile")
         self.startup_seconds: dict[str, float] = {}
         """How long each pod took from start to answering: a new replica's cold start."""
-        self.forkservers = ForkServers(settings.log_dir / "forkservers", pods.spawn_record, pods.release)
+        self.forkservers = ForkServers(
+            settings.log_dir / "forkservers", pods.spawn_record, pods.release, run_dir=settings.run_dir / "warm"
+        )
         self._warm_up()
 
     def _warm_up(self) -> None:

@@ -178,7 +178,7 @@ def _sandbox(request: ReproRequest) -> Iterator[Sandbox]:
         yield sandbox
         return
     home = Path(tempfile.mkdtemp(prefix="gdc-repro-"))
-    warm = ",".join(name for name in request.images if resolve(name).framework == "tf") or "none"
+    warm = ",".join(request.images) or "none"  # each image's warm server (fork server, idle TorchServe)
     private = {"home": home, "s3_port": 0, "gateway_port": 0, "warm_images": warm}
     settings = Settings(**{**request.settings.model_dump(), **private})
     sandbox = Sandbox(settings)

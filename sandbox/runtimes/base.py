@@ -161,10 +161,7 @@ class ModelServerPod:
 
     def env(self) -> dict[str, str]:
         """Environment of the model server process; defaults to ours with a private TMPDIR."""
-        tmp = self.tmp_dir
-        env = dict(os.environ)
-        env.update({"TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"})
-        return env
+        return process_env(self.tmp_dir)
 
     def extra_logs(self) -> list[Path]:
         """Other logs that may hold the reason of a failure (besides ``spec.log_path``). Override."""
@@ -243,6 +240,11 @@ class ModelServerPod:
 
     def exited(self) -> bool:
         return self.process is not None and not self.process.is_alive()
+
+
+def process_env(tmp: Path) -> dict[str, str]:
+    """Our environment with ``tmp`` as the temp folder and unbuffered Python output: a model server's."""
+    return {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)

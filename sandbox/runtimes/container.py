@@ -199,6 +199,9 @@ class TorchServeContainer(ContainerPod, TorchServePod):
     def worker_dir(self) -> Path:
         return self.spec.pod_dir / "worker"
 
+    def _standby(self) -> None:
+        return None  # idle TorchServes are native processes: a container starts cold
+
     def stage(self) -> None:
         self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
         shutil.copytree(self.spec.artifact_dir, self.model_store)

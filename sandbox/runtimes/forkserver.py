@@ -9,6 +9,10 @@ the pod cold, as before.
 
 A fork server is recorded like a starting pod (``record_path``) so that ``gdc-sandbox down`` stops it even when
 the control plane is gone; stopping it does not stop the pods it forked (they left its session).
+
+Runtimes that keep another kind of warm process (an idle TorchServe: :mod:`sandbox.runtimes.ts_warm`) keep it in
+a *room* of these fork servers (:meth:`ForkServers.room`), recorded the same way and closed with them. Records of
+warm processes are named with a :data:`STANDBY_PREFIXES` prefix: they are not pods.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 import psutil
 
@@ -27,6 +31,22 @@ from sandbox.process import ManagedProcess, ProcessRecord, exit_status_path, sto
 
 #: How long a spawn waits for a fork server that is still importing its framework.
 SPAWN_WAIT_SECONDS = 120.0
+#: Name prefixes of recorded warm processes (fork servers, idle servers): not pods.
+STANDBY_PREFIXES = ("forkserver-", "warm-")
+
+
+class Room(Protocol):
+    """A runtime's own pool of warm processes, kept by :class:`ForkServers`."""
+
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Room)
+
+
+def is_standby(name: str) -> bool:
+    """Whether a recorded process is a warm process kept for later deploys rather than a pod."""
+    return name.startswith(STANDBY_PREFIXES)
 
 
 class ForkServers:
@@ -37,13 +57,27 @@ class ForkServers:
         log_dir: Path,
         record_path: Callable[[str], Path] | None = None,
         release: Callable[[str], None] = lambda name: None,
+        run_dir: Path | None = None,
     ) -> None:
         self.log_dir = log_dir
+        self.run_dir = run_dir or log_dir
+        """Where warm processes keep their working folders (on the pods' file system: a pod may take one over)."""
         self.record_path = record_path
         self.release = release
         self._servers: dict[str, ManagedProcess] = {}
+        self._rooms: dict[str, Room] = {}
         self._lock = threading.Lock()
         self._closed = False
+
+    def room(self, name: str, make: Callable[[ForkServers], R]) -> R:
+        """The warm processes of kind ``name`` (``make(self)`` on first use); :meth:`close` closes them too."""
+        with self._lock:
+            room = self._rooms.get(name)
+            if room is None:
+                room = self._rooms[name] = make(self)
+                if self._closed:
+                    room.close()
+            return room  # type: ignore[return-value]
 
     @staticmethod
     def _name(python: str) -> str:
@@ -125,6 +159,9 @@ class ForkServers:
         with self._lock:
             self._closed = True
             servers, self._servers = list(self._servers.values()), {}
+            rooms = list(self._rooms.values())
+        for room in rooms:
+            room.close()
         for server in servers:
             self._stop(server)
             Path(server.record.log_path).unlink(missing_ok=True)

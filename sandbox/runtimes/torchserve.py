@@ -13,17 +13,26 @@ from __future__ import annotations
 import shlex
 import shutil
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from sandbox.images import Image
 from sandbox.runtimes import envs
-from sandbox.runtimes.base import ModelServerPod, json_or_text
+from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text
+
+if TYPE_CHECKING:
+    from sandbox.runtimes.forkserver import ForkServers
+    from sandbox.runtimes.ts_warm import WarmTorchServes
 
 MODEL_NAME = "model"
 MAR_NAME = "model.mar"
 LAUNCHER = Path(__file__).with_name("ts_launch.py")
+WORKER_LAUNCHER = Path(__file__).with_name("ts_worker.py")
+ZYGOTE_SOCKET = "ts-zygote.sock"
 
 
 def config_properties(host: str, ports: dict[str, int], model_store: Path, workers: int) -> str:
@@ -52,20 +61,77 @@ def config_properties(host: str, ports: dict[str, int], model_store: Path, worke
     )
 
 
-def worker_python_script(python: str, logs: Path) -> str:
+def worker_python_script(python: str, logs: Path, zygote: Path | None = None) -> str:
     """A bash script that runs a TorchServe worker with ``python``, keeping a copy of its output in ``logs``.
 
-    TorchServe copies a worker's output into its own log from reader threads that it stops as soon as the
-    worker dies, so on a loaded machine the worker's last lines, the exception that explains a failed load,
-    can be lost. The worker keeps its PID (``exec``) and TorchServe still reads everything. One file per
-    stream, so that lines of the two never interleave mid-line.
+    With a ``zygote`` socket, the worker is forked by the pod's worker zygote when it can be, else started
+    cold by ``python`` itself (:mod:`sandbox.runtimes.ts_worker`). TorchServe copies a worker's output into its own
+    log from reader threads that it stops as soon as the worker dies, so on a loaded machine the worker's last
+    lines, the exception that explains a failed load, can be lost. The worker keeps its PID (``exec``) and
+    TorchServe still reads everything. One file per stream, so that lines of the two never interleave mid-line.
     """
     out, err = (shlex.quote(str(logs / f"worker-{stream}.log")) for stream in ("stdout", "stderr"))
+    launcher = shlex.quote(python)
+    if zygote is not None:
+        launcher += f" -I -S {shlex.quote(str(WORKER_LAUNCHER))} {shlex.quote(str(zygote))}"
     return (
         "#!/usr/bin/env bash\n"
         "# TorchServe worker, with a copy of its output kept by gdc-sandbox\n"
-        f'exec {shlex.quote(python)} "$@" > >(exec tee -a {out}) 2> >(exec tee -a {err} >&2)\n'
+        f'exec {launcher} "$@" > >(exec tee -a {out}) 2> >(exec tee -a {err} >&2)\n'
     )
+
+
+@dataclass(frozen=True)
+class ServerFiles:
+    """The files of one TorchServe: ``folder`` holds them; ``seen_as`` is the path the server is given for it.
+
+    A pod's server is given its own folder. A warm idle server (:mod:`sandbox.runtimes.ts_warm`) is given a link
+    to its folder, so that the folder can become the adopting pod's folder (renamed) while the server runs.
+    """
+
+    folder: Path
+    seen_as: Path
+    tmp: Path
+    """The server's temp folder (short: Unix sockets go there, among them the worker zygote's)."""
+
+    @property
+    def zygote(self) -> Path:
+        return self.tmp / ZYGOTE_SOCKET
+
+    def path(self, name: str) -> Path:
+        """A file or folder as the server knows it."""
+        return self.seen_as / name
+
+    def write(self, python: Path, host: str, ports: dict[str, int], workers: int) -> None:
+        """Lay out the config, an empty model store, the worker logs and the worker launcher."""
+        (self.folder / "model-store").mkdir(parents=True, exist_ok=True)
+        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        launcher = self.folder / "worker-python"
+        launcher.write_text(worker_python_script(str(python), self.path("logs"), self.zygote))
+        launcher.chmod(0o755)
+        (self.folder / "config.properties").write_text(
+            config_properties(host, ports, self.path("model-store"), workers)
+        )
+
+    def argv(self, python: Path) -> list[str]:
+        return [
+            str(python),
+            str(LAUNCHER),
+            str(self.path("worker-python")),
+            str(self.zygote),
+            "--foreground",
+            "--ts-config",
+            str(self.path("config.properties")),
+            "--model-store",
+            str(self.path("model-store")),
+            "--disable-token-auth",
+            "--enable-model-api",
+            "--ncs",
+        ]
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (the process's environment) plus where TorchServe writes its own logs."""
+        return {**base, "LOG_LOCATION": str(self.path("logs")), "METRICS_LOCATION": str(self.path("logs"))}
 
 
 class TorchServePod(ModelServerPod):
@@ -73,6 +139,7 @@ class TorchServePod(ModelServerPod):
     health_path = "/ping"
     predict_path = f"/predictions/{MODEL_NAME}"
     parameters_ignored_by = 'TorchServe\'s json service envelope hands the handler only "instances"'
+    PORTS = ("http", "management", "metrics", "grpc", "grpc_management")
 
     @classmethod
     def env_spec(cls, image: Image) -> envs.EnvSpec | None:
@@ -81,12 +148,12 @@ class TorchServePod(ModelServerPod):
         return env_spec(image.version)
 
     @property
-    def model_store(self) -> Path:
-        return self.spec.pod_dir / "model-store"
+    def files(self) -> ServerFiles:
+        return ServerFiles(self.spec.pod_dir, self.spec.pod_dir, self.tmp_dir)
 
     @property
-    def worker_python(self) -> Path:
-        return self.spec.pod_dir / "worker-python"
+    def model_store(self) -> Path:
+        return self.spec.pod_dir / "model-store"
 
     @property
     def worker_logs(self) -> Path:
@@ -96,36 +163,58 @@ class TorchServePod(ModelServerPod):
         return [self.worker_logs / "worker-stdout.log", self.worker_logs / "worker-stderr.log"]
 
     def stage(self) -> None:
-        self.allocate_ports("http", "management", "metrics", "grpc", "grpc_management")
-        self.worker_logs.mkdir(parents=True, exist_ok=True)
-        self.worker_python.write_text(worker_python_script(str(self.python()), self.worker_logs))
-        self.worker_python.chmod(0o755)
-        shutil.copytree(self.spec.artifact_dir, self.model_store)
-        (self.spec.pod_dir / "config.properties").write_text(
-            config_properties(self.spec.host, self.ports, self.model_store, self.spec.workers)
-        )
+        self.allocate_ports(*self.PORTS)
+        self.files.write(self.python(), self.spec.host, self.ports, self.spec.workers)
+        shutil.copytree(self.spec.artifact_dir, self.model_store, dirs_exist_ok=True)
 
     def argv(self) -> list[str]:
-        return [
-            str(self.python()),
-            str(LAUNCHER),
-            str(self.worker_python),
-            "--foreground",
-            "--ts-config",
-            str(self.spec.pod_dir / "config.properties"),
-            "--model-store",
-            str(self.model_store),
-            "--disable-token-auth",
-            "--enable-model-api",
-            "--ncs",
-        ]
+        return self.files.argv(self.python())
 
     def env(self) -> dict[str, str]:
-        env = super().env()
-        env["LOG_LOCATION"] = str(self.spec.pod_dir / "logs")
-        env["METRICS_LOCATION"] = str(self.spec.pod_dir / "logs")
-        return env
+        return self.files.env(super().env())
 
+    # -- warm idle servers (sandbox.runtimes.ts_warm) -------------------------------------------
+    def _standby(self) -> WarmTorchServes | None:
+        return standby(self.spec.forkservers) if self.spec.forkservers is not None else None
+
+    def start(self, timeout: float) -> PodInfo:
+        """Adopt the idle TorchServe of this runtime when one fits, else start cold; then register the model.
+        Either way a new idle server is started for the next pod."""
+        warm = self._standby()
+        try:
+            adopted = self._adopt(warm, timeout) if warm is not None else None
+            return adopted if adopted is not None else super().start(timeout)
+        finally:
+            if warm is not None and self._python is not None:
+                warm.prepare(self._python, self.spec.host, self.spec.workers)
+
+    def _adopt(self, warm: WarmTorchServes, timeout: float) -> PodInfo | None:
+        """Become the idle server of this runtime and register the model (None: none fits, start cold)."""
+        if _has_content(self.spec.log_path):
+            return None  # a restarted pod keeps its log: its server starts cold and appends to it
+        idle = warm.take(self.python(), self.spec.host, self.spec.workers)
+        process = idle.become(self.spec, warm.release) if idle is not None else None
+        if idle is None or process is None:
+            return None
+        self.process, self.ports, self._tmp_dir = process, dict(idle.ports), idle.scratch
+        try:
+            shutil.copytree(self.spec.artifact_dir, self.model_store, dirs_exist_ok=True)
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.info()
+
+    @classmethod
+    def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
+        """Start the idle TorchServe of ``image``'s runtime if it is installed (never installs it)."""
+        python = installed_python(image)
+        if python is None:
+            return False
+        standby(forkservers).prepare(python, "127.0.0.1", 1)
+        return True
+
+    # -- readiness ---------------------------------------------------------------------------
     @property
     def management_url(self) -> str:
         return f"http://{self.spec.host}:{self.ports['management']}"
@@ -170,3 +259,28 @@ class TorchServePod(ModelServerPod):
                 f"'{MODEL_NAME}': every prediction would answer 404 ModelNotFoundException",
                 "ModelNameMismatch",
             )
+
+
+def standby(forkservers: ForkServers) -> WarmTorchServes:
+    """The warm idle TorchServes kept with ``forkservers`` (made on first use, closed with them)."""
+    from sandbox.runtimes.ts_warm import WarmTorchServes
+
+    return forkservers.room("torchserve", WarmTorchServes)
+
+
+def installed_python(image: Image) -> Path | None:
+    """The interpreter of ``image``'s runtime if it is ready now (never installs anything)."""
+    from sandbox.runtimes.torch_envs import env_spec
+
+    try:
+        spec = env_spec(image.version)
+    except envs.RuntimeUnavailable:
+        return None
+    return envs.env_python(spec) if envs.installed(spec) else None
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False

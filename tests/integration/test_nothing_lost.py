@@ -16,7 +16,8 @@ import pytest
 
 from sandbox.engine import Sandbox
 from sandbox.errors import DeployFailed
-from sandbox.process import wait_until
+from sandbox.process import ProcessRecord, wait_until
+from sandbox.runtimes.forkserver import is_standby
 from tests.integration.conftest import close
 
 INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
@@ -98,11 +99,12 @@ def test_a_crash_in_reconcile_leaves_no_pod_and_no_half_written_state(
     assert "reconcile crashed: NotADirectoryError" in status["primaryCondition"]["message"]
     assert "servingGeneration" not in status and not status.get("replicas")
     control = psutil.Process(sb.running().control.pid)
-    warm_parents = [c for c in control.children() if "forkserver" in " ".join(c.cmdline())]  # not pods
-    running = [c for c in control.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
-    assert [c for c in running if c not in warm_parents] == []  # no model server is left
     state = sb.settings.state_dir
-    pod_records = [r for r in (state / "pods").rglob("*.json") if not r.name.startswith("forkserver-")]
+    standby = {r.pid for r in map(ProcessRecord.load, (state / "pods").rglob("*.json")) if r and is_standby(r.name)}
+    warm = [p for c in control.children() if c.pid in standby for p in (c, *c.children(recursive=True))]  # not pods
+    running = [c for c in control.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    assert [c for c in running if c not in warm] == []  # no model server is left
+    pod_records = [r for r in (state / "pods").rglob("*.json") if not is_standby(r.stem)]
     assert not list((state / "serving").glob("*.json")) and not pod_records
     assert not list((sb.settings.run_dir / "artifacts" / "default" / dm).glob("gen-*"))  # no staged copy
     assert sb.get("Endpoint") == []
