@@ -30,7 +30,8 @@ HEAVY = {
     "numpy",
     "moto",
     "werkzeug",
-    "waitress",
+    "uvicorn",
+    "aiohttp",
     "yaml",
 }
 #: What the preflight checker needs besides the standard library: it reads protobufs without TensorFlow.
