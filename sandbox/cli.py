@@ -165,11 +165,33 @@ def cmd_deploy(sb: Sandbox, args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_endpoint(args: argparse.Namespace) -> str:
+    """The endpoint named positionally or with ``--endpoint`` (``deploy``'s spelling), not two different ones."""
+    named = {name for name in (args.endpoint, args.endpoint_option) if name}
+    if len(named) != 1:
+        raise UsageError(
+            "name one endpoint" + (f", not {' and '.join(sorted(named))}" if named else ""),
+            hint="gdc-sandbox predict ENDPOINT --instances '[[1.0, 2.0]]' (`gdc-sandbox get endpoints` lists them)",
+        )
+    return named.pop()
+
+
+def _request_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --file {path}: {exc.strerror or exc}",
+            hint='give a JSON file holding the request body, e.g. {"instances": [[1.0, 2.0]]}',
+        ) from None
+
+
 def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
     import json
 
+    endpoint = _predict_endpoint(args)
     if args.file:
-        body = Path(args.file).read_bytes()
+        body = _request_file(args.file)
     elif args.instances is not None:
         try:
             instances = json.loads(args.instances)
@@ -178,7 +200,7 @@ def cmd_predict(sb: Sandbox, args: argparse.Namespace) -> int:
         body = json.dumps({"instances": instances}).encode()
     else:
         raise UsageError("give --instances JSON or --file request.json")
-    answer = sb.prediction(args.endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
+    answer = sb.prediction(endpoint, body=body, namespace=args.project, raw=args.raw, token=args.token)
     for warning in answer.warnings:
         _err(f"warning: {warning}")
     if answer.status < 400 or args.format == "json":
@@ -569,11 +591,13 @@ def _predict_parser(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
         help="POST {'instances': [...]} to an endpoint",
-        description='Call an endpoint\'s :predict. GDC forwards only "instances" to the model server; other keys '
-        "(signature_name, inputs) need --raw (:rawPredict), which passes a TF Serving body through unchanged. "
+        description='Call an endpoint\'s :predict. GDC forwards "instances" (and "parameters", which the prebuilt '
+        "model servers ignore: a warning says so) to the model server; other keys (signature_name, inputs) need "
+        "--raw (:rawPredict), which passes a TF Serving body through unchanged. "
         "Errors are printed as error[code]: message + Hint on stderr (exit 1, or 2 for a malformed request).",
     )
-    p.add_argument("endpoint")
+    p.add_argument("endpoint", nargs="?", help="the Endpoint's name (or give it as --endpoint, as `deploy` takes it)")
+    p.add_argument("--endpoint", dest="endpoint_option", metavar="ENDPOINT", help=argparse.SUPPRESS)
     p.add_argument("--instances", help="JSON list of instances")
     p.add_argument("--file", help="a request body file")
     p.add_argument("--project")
