@@ -4,6 +4,8 @@
    ``saved_model_cli show --all --dir`` (same run), with the ratio; also ``python -c pass`` and the checker
    in-process, to show where the time goes.
 2. A folder of 100 artifacts (TF SavedModels and TorchServe archives, built in a temp dir): total and per artifact.
+3. ``gdc-sandbox check`` on a folder that is not an artifact (20,000 files, like ``check /tmp``): the checker looks
+   at a bounded part of it, against ``check`` of one SavedModel.
 
 Usage: .venv/bin/python bench/check_bench.py
 """
@@ -100,6 +102,15 @@ def main() -> int:
             f"100 artifacts (50 TF, 50 .mar)       {total * 1000:9.1f} ms total, {total * 10:.1f} ms each; "
             f"{bad} with errors"
         )
+
+        tree = tmp / "not-an-artifact"
+        for i in range(20_000):
+            sub = tree / f"run{i // 100:03d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"events{i % 100:02d}.txt").write_bytes(b"loss 0.1\n")
+        t_tree = timed(lambda: subprocess.run([*ours[:2], str(tree)], capture_output=True, cwd=tmp), 5)
+        print(f"gdc-sandbox check TREE (20,000 files) {t_tree * 1000:9.1f} ms (layout.not-an-artifact; one model: "
+              f"{t_ours * 1000:.1f} ms)")
     return 0
 
 

@@ -1,6 +1,6 @@
 """The issue-13 table from one run, each row next to its baseline measured in the same run.
 
-    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12]
+    .venv/bin/python bench/e2e.py [--requests 300] [--restore 12] [--gateway-only]
 
 Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF and PyTorch models, and prints:
 
@@ -8,8 +8,9 @@ Starts a private sandbox in a temp folder on free loopback ports, builds tiny TF
   (wall time and CPU time: on a busy machine CPU time is the steadier of the two);
 - deploy -> first prediction for a tiny TF and a tiny TorchScript model (PyTorch: next to a cold pod's, in a
   second sandbox that keeps no idle TorchServe);
-- gateway latency added over calling the pod directly (p50, one client), and throughput with 8 concurrent
-  clients through the gateway vs direct;
+- gateway latency added over calling the pod directly (p50, one client), the CPU the gateway spends per request
+  (the steadier number on a busy machine) next to the pod's, and throughput with 8 concurrent clients through the
+  gateway vs direct;
 - memory (PSS and USS) of each TF pod while three of them run;
 - `up` after a restart with ``--restore`` DeployedModels, until all are Ready.
 
@@ -110,6 +111,12 @@ def paired_p50(direct_url: str, gateway_url: str, count: int) -> tuple[float, fl
     return statistics.median(samples["direct"]), statistics.median(samples["gateway"])
 
 
+def process_cpu(proc: psutil.Process, children: bool = False) -> float:
+    """User + system CPU seconds of a process (and of its children alive now: TorchServe's workers)."""
+    procs = [proc, *(proc.children(recursive=True) if children else [])]
+    return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+
+
 def paired_throughput(direct_url: str, gateway_url: str, clients: int, seconds: float) -> tuple[float, float]:
     """Requests per second of each URL with ``clients`` threads, in alternating one-second slices."""
     totals = {direct_url: 0.0, gateway_url: 0.0}
@@ -197,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each throughput run")
     parser.add_argument("--repeat", type=int, default=7, help="runs per CLI command")
     parser.add_argument("--restore", type=int, default=12, help="DeployedModels restored after a restart")
+    parser.add_argument("--gateway-only", action="store_true", help="only the deploy and gateway rows")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="gdc-bench-"))
     os.environ.setdefault("KERAS_HOME", str(home / "keras"))
@@ -215,19 +223,27 @@ def main() -> None:
             baseline = f"cold pod {cold:.2f} s" if cold is not None else ""
             row(f"deploy -> first prediction, tiny {framework}", f"{took:.2f} s", baseline, f"goal <= {goal}")
 
-        cli_startup(sb, "bench-tf", args.repeat)
+        if not args.gateway_only:
+            cli_startup(sb, "bench-tf", args.repeat)
 
         for framework in ("tf", "torch"):
-            base, _ = pod_url(sb, f"bench-{framework}")
+            base, pod_pid = pod_url(sb, f"bench-{framework}")
             direct_url = base + ("/v1/models/default:predict" if framework == "tf" else "/predictions/model")
             gateway_url = f"{sb.running().gateway_url}/endpoints/default/bench-{framework}/v1/model:predict"
+            control, pod = psutil.Process(sb.running().control.pid), psutil.Process(pod_pid)
+            cpu = (process_cpu(control), process_cpu(pod, children=True))
             direct, via = paired_p50(direct_url, gateway_url, args.requests)
             row(f"gateway p50 added, {framework} (1 client)", f"+{via - direct:.2f} ms", f"direct {direct:.2f} ms",
                 "goal <= 1 ms")
+            gateway_cpu = (process_cpu(control) - cpu[0]) * 1000 / args.requests
+            pod_cpu = (process_cpu(pod, children=True) - cpu[1]) * 1000 / (2 * args.requests)
+            row(f"  gateway CPU per request, {framework}", f"{gateway_cpu:.2f} ms", f"pod {pod_cpu:.2f} ms")
             direct_rps, via_rps = paired_throughput(direct_url, gateway_url, 8, args.seconds)
             row(f"gateway throughput, {framework} (8 clients)", f"{via_rps:.0f} req/s",
                 f"direct {direct_rps:.0f} req/s", f"{via_rps / direct_rps:.0%} (>= 90%)")
 
+        if args.gateway_only:
+            return
         names = ["bench-tf-bench-tf-1"]
         for i in (2, 3):
             uri = f"s3://models/bench-tf{i}/1"

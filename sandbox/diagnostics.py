@@ -9,16 +9,14 @@ change meaning once released: users grep for them and CI gates on them. Every co
 ('error', 'tf.no-serve-tag')
 """
 
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
+from typing import Any, Literal, NamedTuple
 
 Severity = Literal["error", "warning", "info"]
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """One finding: a stable code, its severity, what was seen, how to fix it, and where."""
 
     code: str
@@ -28,7 +26,7 @@ class Diagnostic:
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     def render(self) -> str:
         """``error[code] message`` then ``at path`` and ``hint:`` lines."""
@@ -40,8 +38,7 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(NamedTuple):
     """Catalog entry: default severity, a title for docs, and a hint template (``str.format`` fields)."""
 
     severity: Severity
@@ -61,6 +58,13 @@ CODES: dict[str, CodeInfo] = {
         "error",
         "no saved_model.pb or model.mar at the top of the folder",
         "put saved_model.pb (+ variables/, assets/) or model.mar directly in the version folder{extra}",
+    ),
+    "layout.not-an-artifact": CodeInfo(
+        "error",
+        "the folder is not a model artifact: no model at its top, nor among the first files and folders below it",
+        "pass the version folder: the one holding saved_model.pb (with variables/ and assets/) or model.mar "
+        "directly, what GDC reads at s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/ (below a folder without a model at its "
+        "top, the checker looks at {limit} files and folders, not the whole tree)",
     ),
     "layout.nested": CodeInfo(
         "error",

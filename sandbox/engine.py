@@ -8,59 +8,32 @@
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import DeployFailed, InvalidURI, SandboxError, SandboxNotRunning
 from sandbox.images import resolve
-from sandbox.settings import Settings
-from sandbox.uri import ArtifactURI, split_bucket
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs (boto3 only to talk to S3)
     from sandbox.artifacts.report import Report
     from sandbox.client import ControlPlaneClient
+    from sandbox.outcomes import Deployment, Prediction
     from sandbox.s3.client import Store, UploadResult
+    from sandbox.settings import Settings
     from sandbox.stack import Stack, StackState
+    from sandbox.uri import ArtifactURI
 
 ADMIN = "/sandbox/v1"
 
 
-@dataclass
-class Deployment:
-    deployed_model: str
-    namespace: str
-    endpoint: str
-    deployed_model_id: str
-    predict_url: str
-    endpoint_url: str
-    warnings: list[str]
-    replaced: list[dict[str, Any]] = field(default_factory=list)
-    """What served the endpoint before and no longer does (deleted, when `deploy` had put it there)."""
-    traffic: list[dict[str, Any]] = field(default_factory=list)
-    """The endpoint's split now: ``{"deployedModel", "trafficPercentage"}`` per destination."""
-    diagnostics: list[dict[str, Any]] = field(default_factory=list)
-    """The preflight checker's warnings and notes on the artifact (errors refuse the deploy)."""
-    resource_pool: str = ""
-
-
-@dataclass
-class Prediction:
-    """One answer of an endpoint: HTTP status, parsed body, and the gateway's warnings (``Warning`` headers)."""
-
-    status: int
-    body: Any
-    warnings: list[str]
-
-
 def created_by_deploy(endpoint: str, outcome: Deployment | SandboxError) -> list[tuple[str, str]]:
     """(kind, name) of what one :meth:`Sandbox.deploy` call created, whether it succeeded or failed."""
+    from sandbox.outcomes import Deployment
+
     if isinstance(outcome, Deployment):
         names = [outcome.deployed_model, outcome.resource_pool]
     else:
@@ -73,8 +46,17 @@ class Sandbox:
     """Everything a user does with the sandbox, in plain Python calls."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self._settings = settings
         self._client: ControlPlaneClient | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings given, or read from ``GDC_SANDBOX_*`` on first use (`check DIR` never needs them)."""
+        if self._settings is None:
+            from sandbox.settings import Settings
+
+            self._settings = Settings()
+        return self._settings
 
     @cached_property
     def stack(self) -> Stack:
@@ -115,7 +97,7 @@ class Sandbox:
 
     # -- artifacts -------------------------------------------------------------------------------
     def upload(self, source: Path, uri: str, *, overwrite: bool = False, progress: bool = True) -> UploadResult:
-        target = ArtifactURI.parse(uri)
+        target = _artifact_uri(uri)
         return self.store().upload(source, target, overwrite=overwrite, progress=progress)
 
     def overwrite_warnings(self, uri: str) -> list[str]:
@@ -123,7 +105,7 @@ class Sandbox:
         bytes; the warning gives the `deploy` command that rolls out the new ones."""
         from sandbox.control.resources import ATTACH_ANNOTATION, TRAFFIC_ANNOTATION
 
-        wanted = str(ArtifactURI.parse(uri))
+        wanted = str(_artifact_uri(uri))
         warnings = []
         for dm in self.get("DeployedModel"):
             status = dm.get("status") or {}
@@ -147,7 +129,7 @@ class Sandbox:
 
     def delete_version(self, uri: str) -> int:
         """Delete every object of the version folder ``uri``; returns how many were deleted."""
-        return self.store().delete_artifact(ArtifactURI.parse(uri))
+        return self.store().delete_artifact(_artifact_uri(uri))
 
     def list_objects(self, uri: str) -> list[dict[str, Any]]:
         """Objects under ``s3://BUCKET[/PREFIX]`` (or every bucket for ``s3://``)."""
@@ -155,6 +137,8 @@ class Sandbox:
 
     def make_bucket(self, uri: str) -> tuple[str, bool]:
         """Create the bucket of ``s3://BUCKET``; returns (bucket, False if it already existed)."""
+        from sandbox.uri import split_bucket
+
         bucket, key = split_bucket(uri)
         if key.strip("/"):
             raise InvalidURI(f"{uri!r} names a path in a bucket; mb takes s3://BUCKET", hint="e.g. s3://my-models")
@@ -166,7 +150,9 @@ class Sandbox:
 
         img = resolve(image) if image else None
         if target.startswith("s3://"):
-            uri = ArtifactURI.parse(target)
+            uri = _artifact_uri(target)
+            import tempfile
+
             with tempfile.TemporaryDirectory(prefix="gdc-check-") as tmp:
                 self.store().download(uri, Path(tmp))
                 return check_artifact(Path(tmp), img)
@@ -187,7 +173,7 @@ class Sandbox:
         timeout: float | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> Deployment:
-        ArtifactURI.parse(uri)
+        _artifact_uri(uri)
         resolve(image)
         answer = self.client().call(
             "POST",
@@ -214,6 +200,8 @@ class Sandbox:
                 raise
         dm = self.get("DeployedModel", dm_name, ns)[0]
         ep = self.get("Endpoint", endpoint, ns)[0] if wait else {"status": {}}
+        from sandbox.outcomes import Deployment
+
         return Deployment(
             deployed_model=dm_name,
             namespace=ns,
@@ -401,6 +389,8 @@ class Sandbox:
         """Like :meth:`predict`, with the gateway's warnings."""
         ns = namespace or self.settings.project
         verb = "rawPredict" if raw else "predict"
+        import json
+
         payload = body if body is not None else json.dumps({"instances": instances}).encode()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.client().post_raw(f"/endpoints/{ns}/{endpoint}/v1/model:{verb}", payload, headers=headers)
@@ -409,11 +399,20 @@ class Sandbox:
             parsed = response.json()
         except ValueError:
             parsed = {"raw": response.text}
+        from sandbox.outcomes import Prediction
+
         return Prediction(response.status_code, parsed, [re.sub(r"\\(.)", r"\1", w) for w in warnings])
+
+
+def _artifact_uri(uri: str) -> ArtifactURI:
+    """The parsed version-folder URI (:mod:`sandbox.uri` loads on first use: `check DIR` never needs it)."""
+    from sandbox.uri import ArtifactURI
+
+    return ArtifactURI.parse(uri)
 
 
 _WARNING = re.compile(r'299 \S+ "((?:[^"\\]|\\.)*)"')
 """One ``Warning: 299 AGENT "text"`` value (RFC 7234 form, as the Kubernetes API server sends them)."""
 
 
-__all__ = ["Deployment", "Prediction", "Sandbox", "SandboxError", "created_by_deploy"]
+__all__ = ["Sandbox", "SandboxError", "created_by_deploy"]

@@ -8,7 +8,6 @@ with ``http_status``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 
@@ -132,4 +131,6 @@ def model_server_message(body: Any) -> str:
             return str(body["error"])
         if "message" in body:
             return f"{body.get('type', 'Error')}: {body['message']}"
+    import json  # here: `gdc-sandbox check` starts without it
+
     return json.dumps(body)[:2000]

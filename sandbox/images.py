@@ -1,10 +1,9 @@
 """The GDC prebuilt serving images and what runs them in the sandbox."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sandbox.errors import UsageError
 
@@ -16,8 +15,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     """One prebuilt image: the framework it serves and that framework's version."""
 
     name: str

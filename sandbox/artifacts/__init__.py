@@ -10,6 +10,8 @@ read as zips, handlers with :mod:`ast` and pickles with :mod:`pickletools`. Noth
 
 from __future__ import annotations
 
+import os
+from itertools import islice
 from pathlib import Path
 
 from sandbox.artifacts import layout
@@ -38,9 +40,16 @@ def check_mar(path: Path, image: Image, rel: str) -> list[Diagnostic]:
 def check_artifact(path: Path, image: Image | None = None) -> Report:
     """Check the version folder (or single file) at ``path`` against ``image`` (default: newest for its framework).
 
-    Never raises on the artifact's content; raises :class:`~sandbox.errors.UsageError` if ``path`` does not exist.
+    Never raises on the artifact's content; raises :class:`~sandbox.errors.UsageError` if ``path`` does not exist
+    or is neither a file nor a folder (a pipe, a device).
     """
     path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise UsageError(
+            f"{path} is neither a file nor a folder",
+            code="path.special-file",
+            hint="pass the version folder (what goes to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/)",
+        )
     if not path.exists():
         raise UsageError(
             f"no such file or folder: {path}",
@@ -83,7 +92,11 @@ _LABEL = {"tf": "TensorFlow", "torch": "PyTorch"}
 
 
 def _guess_framework(path: Path) -> Framework | None:
-    names = [path.name] if path.is_file() else [p.name for p in path.iterdir()][:1000]
+    if path.is_file():
+        names = [path.name]
+    else:
+        with os.scandir(path) as entries:
+            names = [e.name for e in islice(entries, 1000)]
     if any(n.endswith(".mar") or n.lower().endswith(layout.TORCH_SUFFIXES) for n in names):
         return "torch"
     if any(n in layout.SM_NAMES or n.lower().endswith(layout.KERAS_SUFFIXES) for n in names):
@@ -94,7 +107,14 @@ def _guess_framework(path: Path) -> Framework | None:
 def _check(path: Path, image: Image, out: list[Diagnostic]) -> Framework | None:
     if path.is_file():
         return _check_file(path, image, out)
-    listing = layout.list_dir(path)
+    listing = layout.list_dir(path, layout.SEARCH_ENTRIES)
+    if not listing.complete:  # a big tree: an artifact (list all of it), one nested too deep, or no artifact
+        found = layout.models(listing)
+        if any("/" not in f for f in found):  # saved_model.pb ("") or a .mar at the top
+            listing = layout.list_dir(path)
+        elif len(found) != 1:
+            _not_an_artifact(path, listing, found, out)
+            return None
     if not listing.files:
         out.append(make("layout.empty", f"{path} holds no files", path="."))
         return None
@@ -121,6 +141,23 @@ def _check(path: Path, image: Image, out: list[Diagnostic]) -> Framework | None:
             out.extend(check_mar(path / mar, _pick(image, "torch"), mar))
         return "torch"
     return _explain_missing(path, listing, image, out)
+
+
+def _not_an_artifact(path: Path, listing: layout.Listing, found: list[str], out: list[Diagnostic]) -> None:
+    where = f"the first {listing.entries:,} files and folders below it"
+    if found:
+        shown = ", ".join(found[:3]) + (" ..." if len(found) > 3 else "")
+        why = f"and {where} hold {len(found)} models ({shown}), not one"
+    else:
+        why = f"nor do {where}"
+    out.append(
+        make(
+            "layout.not-an-artifact",
+            f"{path} is not a model artifact: no saved_model.pb or model.mar at its top, {why}",
+            path=".",
+            limit=f"{listing.entries:,}",
+        )
+    )
 
 
 def _note_duplicates(listing: layout.Listing, out: list[Diagnostic]) -> None:

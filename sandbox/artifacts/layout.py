@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-import tarfile
-import zipfile
-from dataclasses import dataclass, field
+from collections import deque
+from itertools import islice
 from pathlib import Path
 
 MAX_FILES = 20_000
+"""Files and folders listed under an artifact, i.e. a folder with a model at its top or some levels below it."""
+SEARCH_ENTRIES = 2_000
+"""Files and folders looked at below a folder without a model at its top, to find one deeper or tell what the
+folder holds. A folder where none turns up among these is not an artifact (`check /tmp`, a home folder): the
+checker says so instead of reading the whole tree."""
 MAX_DEPTH = 8
+MAX_ARCHIVE_BYTES = 256 * 1024**2
+"""How far into a tar stream the checker reads for the names of its members (a .tar.gz decompresses as it goes)."""
 LIMIT_BYTES = 10 * 1024**3
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -19,11 +25,15 @@ SM_NAMES = ("saved_model.pb", "saved_model.pbtxt")
 _JUNK = {".DS_Store", "Thumbs.db", ".gitkeep", ".keep"}
 
 
-@dataclass
 class Listing:
-    """Files under the artifact root, relative POSIX paths -> size."""
+    """Files under the artifact root, relative POSIX paths -> size, shallowest first."""
 
-    files: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.files: dict[str, int] = {}
+        self.entries = 0
+        """Files and folders looked at."""
+        self.complete = True
+        """False when the walk stopped at its limit of entries or depth before seeing everything."""
 
     @property
     def total(self) -> int:
@@ -40,25 +50,59 @@ class Listing:
         return sorted(f for f in self.files if f.lower().endswith(suffixes))
 
 
-def list_dir(root: Path) -> Listing:
-    """Walk ``root`` (bounded in count and depth), skipping OS junk files and zero-byte 'folder' markers."""
+def list_dir(root: Path, limit: int = MAX_FILES) -> Listing:
+    """Walk ``root`` breadth-first (shallowest first, names sorted per folder), skipping OS junk files and not
+    following links to folders; stops after ``limit`` files and folders or :data:`MAX_DEPTH` levels."""
     listing = Listing()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        depth = 0 if rel_dir == "." else rel_dir.count("/") + 1
-        if depth >= MAX_DEPTH:
-            dirnames[:] = []
-        for name in sorted(filenames):
-            if name in _JUNK:
-                continue
-            if len(listing.files) >= MAX_FILES:
+    folders: deque[tuple[str, Path, int]] = deque([("", root, 0)])
+    while folders:
+        rel_dir, folder, depth = folders.popleft()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(islice(it, limit - listing.entries + 1), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if listing.entries >= limit:
+                listing.complete = False
                 return listing
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            try:
-                listing.files[rel] = (Path(dirpath) / name).stat().st_size
-            except OSError:
-                listing.files[rel] = 0
+            listing.entries += 1
+            rel = rel_dir + entry.name
+            if _is_folder(entry):
+                if entry.is_symlink():
+                    continue
+                if depth + 1 > MAX_DEPTH:
+                    listing.complete = False
+                else:
+                    folders.append((rel + "/", Path(entry.path), depth + 1))
+            elif entry.name not in _JUNK and _is_file(entry):  # never a device, pipe or socket: reading blocks
+                try:
+                    listing.files[rel] = entry.stat().st_size
+                except OSError:
+                    listing.files[rel] = 0
     return listing
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """A regular file, or a link to one (a dangling link counts: the artifact names a file that is not there)."""
+    try:
+        return entry.is_file() or not os.path.exists(entry.path)
+    except OSError:
+        return False
+
+
+def models(listing: Listing) -> list[str]:
+    """The SavedModel folders (``a/b/``, ``""`` for the top) and .mar files in ``listing``, shallowest first."""
+    folders = {f.rpartition("/")[0] + "/" if "/" in f else "" for f in listing.named(*SM_NAMES)}
+    found = list(folders) + [f for f in listing.files if f.endswith(".mar")]
+    return sorted(found, key=lambda f: (f.count("/"), f))  # how many folders down the model file is
 
 
 def is_lfs_pointer(path: Path, size: int | None = None) -> bool:
@@ -74,6 +118,9 @@ def is_lfs_pointer(path: Path, size: int | None = None) -> bool:
 
 def archive_members(path: Path, limit: int = MAX_FILES) -> list[str] | None:
     """Member names of a zip/tar file (bounded), or None when it is not a readable archive."""
+    import tarfile  # only for archives: the common artifact never pays for these imports
+    import zipfile
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
@@ -83,7 +130,7 @@ def archive_members(path: Path, limit: int = MAX_FILES) -> list[str] | None:
             with tarfile.open(path) as tf:
                 for member in tf:
                     names.append(member.name)
-                    if len(names) >= limit:
+                    if len(names) >= limit or tf.offset > MAX_ARCHIVE_BYTES:
                         break
             return names
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError):

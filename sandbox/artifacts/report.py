@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.diagnostics import Diagnostic
@@ -11,13 +10,18 @@ from sandbox.images import Framework, Image
 _ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
-@dataclass
 class Report:
     """What :func:`sandbox.artifacts.check_artifact` found. ``ok`` is True when no diagnostic is an error."""
 
-    image: Image
-    framework: Framework | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+    def __init__(
+        self, image: Image, framework: Framework | None = None, diagnostics: list[Diagnostic] | None = None
+    ) -> None:
+        self.image = image
+        self.framework = framework
+        self.diagnostics = diagnostics if diagnostics is not None else []
+
+    def __repr__(self) -> str:
+        return f"Report(image={self.image.name!r}, framework={self.framework!r}, codes={self.codes()!r})"
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sandbox.artifacts import tf_ops, tfproto, warmup
+from sandbox.artifacts import tf_ops, tfproto
 from sandbox.artifacts.tf_behaviour import check_serving_behaviour
 from sandbox.artifacts.tf_files import check_assets, check_unsaved_variables, check_variables
 from sandbox.artifacts.tf_graph import GraphWalker
@@ -56,7 +56,7 @@ def check_savedmodel(root: Path, image: Image) -> list[Diagnostic]:
     out += check_unsaved_variables(mg, walker)
     out += check_assets(root, mg, walker, roots)
     warm = root / "assets.extra" / "tf_serving_warmup_requests"
-    warm_why = warmup.problem(warm) if warm.is_file() else None
+    warm_why = _warmup_problem(warm) if warm.is_file() else None
     if warm_why:
         out.append(
             make(
@@ -66,6 +66,12 @@ def check_savedmodel(root: Path, image: Image) -> list[Diagnostic]:
             )
         )
     return out
+
+
+def _warmup_problem(path: Path) -> str | None:
+    from sandbox.artifacts import warmup  # few models ship warmup records: only they load the reader
+
+    return warmup.problem(path)
 
 
 def _parse(root: Path, out: list[Diagnostic]) -> Any | None:
@@ -289,8 +295,9 @@ def _check_ops(walker: GraphWalker, roots: list[Any], image: Image) -> list[Diag
                 )
             )
         elif use.op in reg.ops:
+            known = reg.attrs(use.op)
             for attr, value in use.attrs.items():
-                if attr in reg.ops[use.op] or (use.op, attr) in seen_attrs or defaults.get((use.op, attr)) == value:
+                if attr in known or (use.op, attr) in seen_attrs or defaults.get((use.op, attr)) == value:
                     continue  # known, already reported, or at its default (the loader strips those)
                 seen_attrs.add((use.op, attr))
                 out.append(_unknown_attr(use.node, where, use.op, attr, image, f"{reg.version}{approx}"))

@@ -8,7 +8,6 @@ and the empty key holds the ``BundleHeaderProto`` (number of data shards).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from sandbox.artifacts import tfproto
 
@@ -20,11 +19,13 @@ class BundleError(ValueError):
     """The index is not a readable tensor bundle."""
 
 
-@dataclass
 class Bundle:
-    num_shards: int = 1
-    entries: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """key -> (shard_id, offset, size)."""
+    """What the index records: the number of data shards, and where each tensor's bytes are."""
+
+    def __init__(self) -> None:
+        self.num_shards = 1
+        self.entries: dict[str, tuple[int, int, int]] = {}
+        """key -> (shard_id, offset, size)."""
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

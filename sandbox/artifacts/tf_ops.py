@@ -5,11 +5,12 @@ The files are generated from the real wheels by ``scripts/gen_tf_op_registry.py`
 registry if there is one, else the oldest shipped, and the result says it is approximate.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+# No `from __future__ import annotations` here: typing.NamedTuple would compile() each string annotation,
+# and a process's first compile() costs `gdc-sandbox check` a few milliseconds.
+import os
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from sandbox.images import version_tuple
 
@@ -38,30 +39,33 @@ _LIBRARIES = (
 )
 
 
-@dataclass(frozen=True)
-class Registry:
+class Registry(NamedTuple):
     version: str
     """The registry actually used (``2.14``)."""
-    ops: dict[str, frozenset[str]]
-    """op name -> attr names."""
+    ops: dict[str, str]
+    """op name -> its attr names as the file has them (``a,b,c``): :meth:`attrs` splits them."""
     approximate: bool = False
     """True when the image's own version has no registry file."""
+
+    def attrs(self, op: str) -> frozenset[str]:
+        """The attr names ``op`` defines (empty for an op the registry does not have)."""
+        return frozenset(a for a in self.ops.get(op, "").split(",") if a)
 
 
 @cache
 def shipped_versions() -> tuple[str, ...]:
     """The TensorFlow versions with a registry file under ``sandbox/data/tf_ops``, oldest first."""
-    return tuple(sorted((p.stem for p in DATA.glob("*.txt")), key=version_tuple))
+    return tuple(sorted((f.removesuffix(".txt") for f in os.listdir(DATA) if f.endswith(".txt")), key=version_tuple))
 
 
 @cache
-def _load(version: str) -> dict[str, frozenset[str]]:
-    ops: dict[str, frozenset[str]] = {}
-    for line in (DATA / f"{version}.txt").read_text().splitlines():
-        name, _, attrs = line.partition("\t")
-        if name:
-            ops[name] = frozenset(a for a in attrs.split(",") if a)
-    return ops
+def _load(version: str) -> dict[str, str]:
+    """op name -> ``attr,attr`` of one registry file; attrs are split only for the ops a graph uses."""
+    text = (DATA / f"{version}.txt").read_text()
+    fields = text.rstrip("\n").replace("\n", "\t").split("\t")  # name, attrs, name, attrs, ...: one op a line
+    if len(fields) % 2 or not all(fields[::2]):
+        raise ValueError(f"{DATA / version}.txt: a line is not OpName<TAB>attr,attr")
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def registry_for(version: str) -> Registry | None:

@@ -1,34 +1,44 @@
 """Run the control plane: ``python -m sandbox.control --port 8080 --s3-endpoint http://127.0.0.1:9000``.
 
-Served by waitress: HTTP/1.1 keep-alive and a fixed thread pool, so the gateway adds little latency
-(werkzeug's development server closes every connection).
+One process, one port, served by uvicorn (httptools, uvloop; HTTP/1.1 keep-alive): predictions are answered on
+its event loop and the admin API on a thread pool (see :mod:`sandbox.control.server`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
-from waitress import create_server
+import uvicorn
 
 from sandbox.control.api import ControlPlaneApp
 from sandbox.control.controller import Controller
+from sandbox.control.server import ControlPlaneServer
 from sandbox.settings import Settings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: SIGTERM/SIGINT stop the pods first (see ``on_signal``)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.control")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--s3-endpoint", required=True)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=16, help="threads of the admin API")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     settings = Settings()
     settings.ensure_dirs()
     gateway_url = f"http://{settings.host}:{args.port}"
@@ -50,10 +60,23 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app = ControlPlaneApp(controller, stop_pods)
-    server = create_server(app, host=settings.host, port=args.port, threads=args.threads, ident="gdc-sandbox")
+    app = ControlPlaneServer(ControlPlaneApp(controller, stop_pods), admin_threads=args.threads)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,  # the logging configured above
+        access_log=False,  # sandbox.requests logs each request with what matters (deployedModelId, error code)
+        proxy_headers=False,  # loopback only: no proxy in front
+        server_header=False,
+        headers=[("Server", "gdc-sandbox")],
+        timeout_keep_alive=120,
+    )
     print(f"control plane listening on {gateway_url}", file=sys.stderr, flush=True)
-    server.run()
+    _Server(config).run()
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,16 +14,25 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.control.auth import PredictionAuth
 from sandbox.control.controller import Controller
-from sandbox.control.gateway import DEPLOYED_MODEL_HEADER, PredictionGateway
-from sandbox.control.http import SegmentConverter, error_response, json_response
-from sandbox.errors import NotFound, SandboxError, UsageError
+from sandbox.control.gateway import PredictionGateway
+from sandbox.control.http import SegmentConverter, error_response, json_response, log_request, request_log
+from sandbox.errors import SandboxError, UsageError
 
 ADMIN = "/sandbox/v1"
-log = logging.getLogger("sandbox.requests")
+PREDICTION_ROUTES = {
+    "predict": False,
+    "raw_predict": True,
+    "vertex_predict": False,
+    "vertex_raw_predict": True,
+    "fqdn_predict": False,
+}
+"""The routes :class:`~sandbox.control.server.ControlPlaneServer` answers on its event loop (the value: whether
+the body passes through unchanged, ``:rawPredict``); a wrong method on them still gets this app's 405."""
 
 
 class ControlPlaneApp:
-    """WSGI app: thin handlers that parse, call :class:`Controller`, and answer JSON."""
+    """WSGI app of the admin API: thin handlers that parse, call :class:`Controller`, and answer JSON. It owns the
+    routing table of the whole port, prediction routes included (see :data:`PREDICTION_ROUTES`)."""
 
     def __init__(self, controller: Controller, on_shutdown: Callable[[], list[str]]) -> None:
         self.controller = controller
@@ -72,9 +80,10 @@ class ControlPlaneApp:
             response = getattr(self, f"on_{endpoint}")(request, **args)
         except Exception as exc:  # the single mapping point: never a traceback to the caller
             if not _expected(exc):
-                log.exception("internal error on %s %s", request.method, request.path)
+                request_log.exception("internal error on %s %s", request.method, request.path)
             response = error_response(exc)
-        _log_request(request, response, time.monotonic() - started)
+        status = response.status_code
+        log_request(request.method, request.path, status, time.monotonic() - started, response.get_data())
         return response(environ, start_response)
 
     # -- admin ---------------------------------------------------------------------------------
@@ -186,60 +195,10 @@ class ControlPlaneApp:
         )
         return json_response({"token": token})
 
-    # -- prediction ----------------------------------------------------------------------------
-    def on_predict(self, request: Request, ns: str, ep: str) -> Response:
-        return self.gateway.predict(request, ns, ep)
-
-    def on_raw_predict(self, request: Request, ns: str, ep: str) -> Response:
-        return self.gateway.predict(request, ns, ep, raw=True)
-
-    def on_vertex_predict(self, request: Request, ns: str, loc: str, ep: str) -> Response:
-        return self.gateway.predict(request, ns, ep)
-
-    def on_vertex_raw_predict(self, request: Request, ns: str, loc: str, ep: str) -> Response:
-        return self.gateway.predict(request, ns, ep, raw=True)
-
-    def on_fqdn_predict(self, request: Request) -> Response:
-        host = (request.host or "").split(":")[0]
-        parts = host.split(".")
-        if len(parts) < 3 or not host.endswith(".prediction.sandbox.localhost"):
-            raise NotFound(
-                f"no endpoint is addressed by host {host!r}",
-                code="endpoint.not-found",
-                hint="use the endpoint's predictURL, or send Host: <endpointFQDN>",
-            )
-        return self.gateway.predict(request, parts[1], parts[0])
-
     def on_health_endpoint(self, request: Request, ns: str, ep: str) -> Response:
         """Ready when every destination with traffic has a pod that answers its health check now."""
         probe = self.controller.probe(ns, ep)
         return json_response({"endpoint": ep, **probe}, 200 if probe["ready"] else 503)
-
-
-def _log_request(request: Request, response: Response, seconds: float) -> None:
-    """One line per request: predictions and changes at INFO, reads (polled by `deploy --wait`) at DEBUG."""
-    dm_id = response.headers.get(DEPLOYED_MODEL_HEADER, "")
-    level = logging.DEBUG if request.method in ("GET", "HEAD") and response.status_code < 500 else logging.INFO
-    log.log(
-        level,
-        "%s %s -> %d in %.1f ms%s%s%s",
-        request.method,
-        request.path,
-        response.status_code,
-        seconds * 1000,
-        f" deployedModelId={dm_id}" if dm_id else "",
-        f" error={_reason(response)}" if response.status_code >= 400 else "",
-        " (dropped keys: see the Warning header)" if "Warning" in response.headers else "",
-    )
-
-
-def _reason(response: Response) -> str:
-    """The sandbox's error code of an error answer (``error.reason``), or its HTTP status for a raw one."""
-    try:
-        error = json.loads(response.get_data())["error"]
-        return str(error.get("reason") or response.status_code) if isinstance(error, dict) else "model-server"
-    except (ValueError, KeyError, TypeError):
-        return str(response.status_code)
 
 
 def _json(request: Request) -> dict[str, Any]:

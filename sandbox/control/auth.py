@@ -5,8 +5,6 @@ Off by default, as in GDC's Preview; on with ``GDC_SANDBOX_PREDICTION_AUTH=true`
 
 from __future__ import annotations
 
-from werkzeug.wrappers import Request
-
 from sandbox.control.iam import IAM
 from sandbox.errors import SandboxError
 from sandbox.settings import PREDICTION_USER_ROLE
@@ -18,9 +16,9 @@ class PredictionAuth:
     def __init__(self, iam: IAM) -> None:
         self.iam = iam
 
-    def __call__(self, request: Request, project: str) -> str:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+    def __call__(self, authorization: str, project: str) -> str:
+        """The identity behind an ``Authorization`` header value, if it may call predictions in ``project``."""
+        scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise SandboxError(

@@ -236,8 +236,10 @@ class Controller:
             "destinations": destinations,
         }
 
-    def find_endpoint(self, namespace: str, endpoint: str) -> dict[str, Any]:
-        item = self.store.get(("Endpoint", namespace, endpoint))
+    def find_endpoint(self, namespace: str, endpoint: str, readonly: bool = False) -> dict[str, Any]:
+        """The Endpoint by name or by ``spec.id``; ``readonly`` hands out the stored item, not a copy."""
+        key = ("Endpoint", namespace, endpoint)
+        item = self.store.peek(key) if readonly else self.store.get(key)
         if item is None:
             item = next((e for e in self.store.list("Endpoint", namespace) if e["spec"].get("id") == endpoint), None)
         if item is None:
@@ -251,7 +253,7 @@ class Controller:
     def route(self, namespace: str, endpoint: str) -> tuple[str, PodInfo, str]:
         """Pick a ready pod by traffic split (a pod that died is out of the table until it is restarted, one
         whose readiness probe fails is out until it answers); returns (deployedModelId, pod, deployed model name)."""
-        item = self.find_endpoint(namespace, endpoint)
+        item = self.find_endpoint(namespace, endpoint, readonly=True)  # the hot path: nothing is copied
         choices: list[tuple[int, Key]] = []
         waiting: list[tuple[int, Key]] = []
         for dest in item["spec"]["destinations"]:
@@ -272,7 +274,7 @@ class Controller:
                 ).with_status(503)
             pod = self.pods.pick(key)
             if pod is not None:
-                dm = self.store.get(key) or {}
+                dm = self.store.peek(key) or {}
                 return str(dm.get("status", {}).get("deployedModelID", "")), pod, key[2]
             choices = [c for c in choices if c[1] != key]  # its last pod died a moment ago
             waiting.append((0, key))

@@ -1,38 +1,44 @@
 """The prediction gateway: Vertex/GDC request and response shapes in front of the model-server pods.
 
-The hot path stays thin: a request body that is already what the pod needs (``{"instances": [...]}``) is
-forwarded as received, the pod's answer gets its ``deployedModelId`` spliced in rather than re-encoded, and
-each gateway thread keeps one kept-alive connection per pod.
+It runs on the control plane's event loop (see :mod:`sandbox.control.server`) and keeps the hot path thin: a
+request body that is already what the pod needs is forwarded as received, the pod's answer gets its
+``deployedModelId`` spliced in rather than re-encoded, and pods are called over one pool of kept-alive
+connections (aiohttp). Only the rare paths that wait or read files (a pod's log) leave the loop for a thread.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import json
-import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from werkzeug.wrappers import Request, Response
+import aiohttp
+from yarl import URL
 
-from sandbox.client import Answer, HTTPClient
 from sandbox.control.controller import Controller
-from sandbox.control.http import error_body, json_response
-from sandbox.errors import SandboxError, UsageError, model_server_message
+from sandbox.control.http import error_body
+from sandbox.errors import NotFound, SandboxError, UsageError, model_server_message
 from sandbox.runtimes.base import PodInfo
+from sandbox.runtimes.registry import RUNTIMES
 from sandbox.runtimes.serverlog import last_error_line, wait_until_quiet
 
 DEPLOYED_MODEL_HEADER = "X-Vertex-AI-Deployed-Model-Id"
+JSON = "application/json"
 RAW_PREDICT_HINT = (
     'a TF Serving body ("inputs", "signature_name", ...) goes to the model server unchanged through '
     ":rawPredict (`gdc-sandbox predict --raw`)"
 )
+FORWARDED_KEYS = ("instances", "parameters")
+"""What GDC's ``:predict`` passes to the model server: the fields of its ``PredictRequest``."""
 
 
-def parse_envelope(data: bytes) -> tuple[bytes, list[str]]:
-    """The body GDC's ``:predict`` forwards (``{"instances": [...]}``: the request itself when that is all it
-    holds, so the hot path does not re-encode it) and warnings about what it dropped.
+def parse_envelope(data: bytes, parameters_ignored_by: str = "") -> tuple[bytes, list[str]]:
+    """The body GDC's ``:predict`` forwards (``instances`` and, when given, ``parameters``: the request itself
+    when that is all it holds, so the hot path does not re-encode it) and warnings about what will have no effect:
+    keys it dropped, and ``parameters`` when ``parameters_ignored_by`` says the image's model server ignores them.
 
     Any body gets either that or a :class:`UsageError` (HTTP 400) that says what is wrong.
     """
@@ -60,28 +66,31 @@ def parse_envelope(data: bytes) -> tuple[bytes, list[str]]:
             code="predict.bad-instances",
             hint='e.g. {"instances": [[1.0, 2.0, 3.0, 4.0]]}',
         )
-    if "parameters" in body and not isinstance(body["parameters"], dict):
-        raise UsageError(
-            '"parameters" must be a JSON object',
-            code="predict.bad-parameters",
-            hint='e.g. {"instances": [...], "parameters": {"confidence": 0.5}}, or leave it out',
-        )
-    if body.keys() == {"instances"}:
-        return data, []
-    dropped = [key for key in body if key not in ("instances", "parameters")]
+    warnings = [_parameters_warning(parameters_ignored_by)] if "parameters" in body and parameters_ignored_by else []
+    dropped = [key for key in body if key not in FORWARDED_KEYS]
+    if not dropped:
+        return data, warnings
     try:
-        forwarded = json.dumps({"instances": body["instances"]}).encode()
+        forwarded = json.dumps({key: body[key] for key in FORWARDED_KEYS if key in body}).encode()
     except RecursionError:  # as deep as json.loads took, but a refusal rather than a 500 if not
         raise _too_deep() from None
-    return forwarded, [_dropped_keys_warning(dropped)] if dropped else []
+    return forwarded, [_dropped_keys_warning(dropped), *warnings]
 
 
 def _dropped_keys_warning(dropped: list[str]) -> str:
     names = ", ".join(json.dumps(key) for key in sorted(dropped))
     effect = ", so serving_default answered" if "signature_name" in dropped else ""
     return (
-        f':predict forwards only "instances" to the model server, as GDC does: it dropped {names}{effect}; '
-        + RAW_PREDICT_HINT
+        ':predict forwards only "instances" and "parameters" to the model server, as GDC does: '
+        f"it dropped {names}{effect}; " + RAW_PREDICT_HINT
+    )
+
+
+def _parameters_warning(ignored_by: str) -> str:
+    return (
+        f'"parameters" had no effect: GDC passes it to the model server, and {ignored_by}, so the predictions '
+        'are those of "instances" alone; to give the model a value, make it part of each instance (an input of '
+        "the signature or of the handler)"
     )
 
 
@@ -100,43 +109,79 @@ def _quote(text: str) -> str:
     return printable.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def endpoint_of_host(host: str) -> tuple[str, str]:
+    """(project, endpoint) of an ``endpointFQDN`` Host header (``EP.PROJECT.prediction.sandbox.localhost``)."""
+    name = host.split(":")[0]
+    parts = name.split(".")
+    if len(parts) < 3 or not name.endswith(".prediction.sandbox.localhost"):
+        raise NotFound(
+            f"no endpoint is addressed by host {name!r}",
+            code="endpoint.not-found",
+            hint="use the endpoint's predictURL, or send Host: <endpointFQDN>",
+        )
+    return parts[1], parts[0]
+
+
+@dataclass
+class Reply:
+    """One answer of the gateway."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    deployed_model_id: str = ""
+
+
+ReadBody = Callable[[int], Awaitable[bytes]]
+"""Reads the request body, stopping once more than the given number of bytes came in."""
+
+
 class PredictionGateway:
     """Validates the envelope, enforces the size limit, routes by traffic split, shapes the answer."""
 
-    def __init__(self, controller: Controller, auth: Callable[[Request, str], str] | None = None) -> None:
+    def __init__(self, controller: Controller, auth: Callable[[str, str], str] | None = None) -> None:
         self.controller = controller
         self.limit = controller.settings.max_request_bytes
         self.auth = auth
-        self._pods: dict[str, HTTPClient] = {}
-        self._pods_lock = threading.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[str, str], URL] = {}
 
-    def _client(self, base_url: str) -> HTTPClient:
-        """The (per-thread keep-alive) client of one pod; forgotten pods' clients are dropped now and then."""
-        client = self._pods.get(base_url)
-        if client is None:
-            with self._pods_lock:
-                if len(self._pods) > 256:
-                    self._pods.clear()
-                client = self._pods.setdefault(base_url, HTTPClient(base_url, self.controller.settings.deploy_timeout))
-        return client
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
-    def predict(self, request: Request, namespace: str, endpoint: str, raw: bool = False) -> Response:
+    def _pods(self) -> aiohttp.ClientSession:
+        """The pool of kept-alive connections to the pods (made on the event loop that uses it)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                timeout=aiohttp.ClientTimeout(total=self.controller.settings.deploy_timeout),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def predict(
+        self, headers: Mapping[str, str], read_body: ReadBody, namespace: str, endpoint: str, raw: bool = False
+    ) -> Reply:
+        """One ``:predict`` (or ``:rawPredict``) call; ``headers`` has lower-case names."""
         if self.auth is not None:
-            self.auth(request, namespace)
-        if (request.content_length or 0) > self.limit:
+            self.auth(headers.get("authorization", ""), namespace)
+        if int(headers.get("content-length") or 0) > self.limit:
             raise self._too_large()
-        data = request.get_data(cache=False)
+        data = await read_body(self.limit)
         if len(data) > self.limit:
             raise self._too_large()
         dm_id, pod, dm_name = self.controller.route(namespace, endpoint)
         if raw:
-            return self._forward_raw(pod, data, request.content_type or "application/json", dm_id, dm_name)
-        forwarded, warnings = parse_envelope(data)
-        response = self._forward(pod, forwarded, dm_id, dm_name)
-        response.headers[DEPLOYED_MODEL_HEADER] = dm_id
-        for warning in warnings:
-            response.headers.add("Warning", f'299 gdc-sandbox "{_quote(warning)}"')
-        return response
+            status, content, content_type = await self._post(pod, data, headers.get("content-type") or JSON, dm_name)
+            return Reply(status, content, content_type, deployed_model_id=dm_id)
+        runtime = RUNTIMES.get(pod.framework)
+        forwarded, warnings = parse_envelope(data, runtime.parameters_ignored_by if runtime else "")
+        reply = await self._forward(pod, forwarded, dm_id, dm_name)
+        reply.headers.extend(("Warning", f'299 gdc-sandbox "{_quote(warning)}"') for warning in warnings)
+        return reply
 
     def _too_large(self) -> UsageError:
         return UsageError(
@@ -146,69 +191,71 @@ class PredictionGateway:
             "inputs (e.g. b64-encoded image bytes instead of float arrays)",
         )
 
-    def _post(self, pod: PodInfo, data: bytes, content_type: str, dm_name: str) -> Answer:
-        try:
-            return self._client(pod.base_url).request("POST", pod.predict_path, data, {"Content-Type": content_type})
-        except (OSError, http.client.HTTPException) as exc:
-            raise self.controller.describe_unreachable(dm_name, pod, exc) from None
+    async def _post(self, pod: PodInfo, data: bytes, content_type: str, dm_name: str) -> tuple[int, bytes, str]:
+        """(status, body, content type) of the pod's answer; a pod that does not answer is a 503 that says why."""
+        url = self._urls.get((pod.base_url, pod.predict_path))
+        if url is None:
+            if len(self._urls) > 256:  # pods come and go: forget the URLs of old ones now and then
+                self._urls.clear()
+            url = self._urls[(pod.base_url, pod.predict_path)] = URL(pod.base_url + pod.predict_path, encoded=True)
+        for attempt in (1, 2):
+            try:
+                async with self._pods().post(url, data=data, headers={"Content-Type": content_type}) as response:
+                    return response.status, await response.read(), response.headers.get("Content-Type", JSON)
+            except aiohttp.ServerDisconnectedError as exc:
+                if attempt == 1:  # a kept-alive connection the pod had closed: once more on a new one
+                    continue
+                error: Exception = exc
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error = exc
+            raise await asyncio.to_thread(self.controller.describe_unreachable, dm_name, pod, error)
+        raise AssertionError("unreachable")
 
-    def _forward(self, pod: PodInfo, payload: bytes, dm_id: str, dm_name: str) -> Response:
-        response = self._post(pod, payload, "application/json", dm_name)
-        if len(response.content) > self.limit:
-            return json_response(
-                error_body(
-                    400,
-                    f"Response size too large. Received at least {len(response.content)} bytes; "
-                    f"the limit is {self.limit} bytes.",
-                    "predict.response-too-large",
-                    "request fewer instances, or trim the signature's outputs",
-                    deployedModelId=dm_id,
-                ),
+    async def _forward(self, pod: PodInfo, payload: bytes, dm_id: str, dm_name: str) -> Reply:
+        status, content, _ = await self._post(pod, payload, JSON, dm_name)
+        if len(content) > self.limit:
+            return _error_reply(
                 400,
+                f"Response size too large. Received at least {len(content)} bytes; the limit is {self.limit} bytes.",
+                "predict.response-too-large",
+                "request fewer instances, or trim the signature's outputs",
+                dm_id,
             )
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
-            body = {"error": response.text.strip() or f"HTTP {response.status_code}"}
-        if response.status_code == 200 and isinstance(body, dict) and "predictions" in body:
-            return _with_model_id(response.content, body, dm_id)
+            body = {"error": content.decode("utf-8", "replace").strip() or f"HTTP {status}"}
+        if status == 200 and isinstance(body, dict) and "predictions" in body:
+            return Reply(200, _with_model_id(content, body, dm_id), deployed_model_id=dm_id)
         message = model_server_message(body)
-        status = response.status_code if response.status_code >= 400 else 500
-        cause = _model_server_cause(Path(pod.process.log_path)) if status >= 500 else ""
+        answer = status if status >= 400 else 500
+        cause = await asyncio.to_thread(_model_server_cause, Path(pod.process.log_path)) if answer >= 500 else ""
         hint = "this is the model server's own error for your request"
         if cause:
             hint += f"; its log says: {cause}"
-        return json_response(
-            error_body(
-                status,
-                message,
-                "predict.model-server-error",
-                hint,
-                deployedModelId=dm_id,
-                modelServerStatus=response.status_code,
-                modelServerLog=pod.process.log_path,
-            ),
-            status,
-        )
-
-    def _forward_raw(self, pod: PodInfo, data: bytes, content_type: str, dm_id: str, dm_name: str) -> Response:
-        response = self._post(pod, data, content_type, dm_name)
-        return Response(
-            response.content,
-            status=response.status_code,
-            content_type=response.headers.get("content-type", "application/json"),
-            headers={DEPLOYED_MODEL_HEADER: dm_id},
+        return _error_reply(
+            answer,
+            message,
+            "predict.model-server-error",
+            hint,
+            dm_id,
+            modelServerStatus=status,
+            modelServerLog=pod.process.log_path,
         )
 
 
-def _with_model_id(content: bytes, body: dict[str, Any], dm_id: str) -> Response:
+def _error_reply(status: int, message: str, reason: str, hint: str, dm_id: str, **extra: Any) -> Reply:
+    body = error_body(status, message, reason, hint, deployedModelId=dm_id, **extra)
+    return Reply(status, json.dumps(body).encode(), deployed_model_id=dm_id)
+
+
+def _with_model_id(content: bytes, body: dict[str, Any], dm_id: str) -> bytes:
     """The pod's JSON object with ``"deployedModelId"`` added as its last member, without re-encoding it."""
     if "deployedModelId" in body:
         body["deployedModelId"] = dm_id
-        return json_response(body)
+        return json.dumps(body).encode()
     text = content.rstrip()
-    member = b', "deployedModelId": ' + json.dumps(dm_id).encode() + b"}"
-    return Response(text[:-1].rstrip() + member, status=200, mimetype="application/json")
+    return text[:-1].rstrip() + b', "deployedModelId": ' + json.dumps(dm_id).encode() + b"}"
 
 
 def _model_server_cause(log_path: Path) -> str:
@@ -217,4 +264,4 @@ def _model_server_cause(log_path: Path) -> str:
     return last_error_line(log_path)
 
 
-__all__ = ["PredictionGateway", "SandboxError"]
+__all__ = ["PredictionGateway", "Reply", "SandboxError", "endpoint_of_host", "parse_envelope"]

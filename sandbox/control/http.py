@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
@@ -10,6 +11,8 @@ from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
 from sandbox.errors import SandboxError
+
+request_log = logging.getLogger("sandbox.requests")
 
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -38,6 +41,12 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+def error_json(exc: Exception) -> tuple[int, bytes]:
+    """The one place exceptions become HTTP answers (status, JSON body): never a traceback."""
+    status, body = _error(exc)
+    return status, json.dumps(body).encode()
+
+
 def error_body(status: int, message: str, reason: str = "", hint: str = "", **extra: Any) -> dict[str, Any]:
     """Google API error shape, plus the sandbox's stable ``reason`` code and a ``hint``."""
     error: dict[str, Any] = {"code": status, "status": STATUS_NAMES.get(status, "UNKNOWN"), "message": message}
@@ -50,28 +59,57 @@ def error_body(status: int, message: str, reason: str = "", hint: str = "", **ex
 
 
 def error_response(exc: Exception) -> Response:
-    """The one place exceptions become HTTP answers: never a traceback."""
+    """:func:`error_json` as a werkzeug response (the admin API)."""
+    status, body = _error(exc)
+    return json_response(body, status)
+
+
+def _error(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, SandboxError):
-        return json_response(
-            error_body(
-                exc.http_status,
-                exc.message,
-                exc.code,
-                exc.hint,
-                details=exc.details,
-                diagnostics=getattr(exc, "diagnostics", None),
-            ),
+        body = error_body(
             exc.http_status,
+            exc.message,
+            exc.code,
+            exc.hint,
+            details=exc.details,
+            diagnostics=getattr(exc, "diagnostics", None),
         )
+        return exc.http_status, body
     if isinstance(exc, HTTPException):
         status = exc.code or 500
-        return json_response(error_body(status, exc.description or exc.name, f"http.{status}"), status)
-    return json_response(
-        error_body(
-            500,
-            f"internal error: {type(exc).__name__}: {exc}",
-            "internal",
-            "this is a sandbox bug; the control plane log has the traceback",
-        ),
+        return status, error_body(status, exc.description or exc.name, f"http.{status}")
+    return 500, error_body(
         500,
+        f"internal error: {type(exc).__name__}: {exc}",
+        "internal",
+        "this is a sandbox bug; the control plane log has the traceback",
     )
+
+
+def log_request(
+    method: str, path: str, status: int, seconds: float, body: bytes, dm_id: str = "", warned: bool = False
+) -> None:
+    """One line per request: predictions and changes at INFO, reads (polled by `deploy --wait`) at DEBUG."""
+    level = logging.DEBUG if method in ("GET", "HEAD") and status < 500 else logging.INFO
+    if not request_log.isEnabledFor(level):
+        return
+    request_log.log(
+        level,
+        "%s %s -> %d in %.1f ms%s%s%s",
+        method,
+        path,
+        status,
+        seconds * 1000,
+        f" deployedModelId={dm_id}" if dm_id else "",
+        f" error={_reason(status, body)}" if status >= 400 else "",
+        " (see the Warning header)" if warned else "",
+    )
+
+
+def _reason(status: int, body: bytes) -> str:
+    """The sandbox's error code of an error answer (``error.reason``), or its HTTP status for a raw one."""
+    try:
+        error = json.loads(body)["error"]
+        return str(error.get("reason") or status) if isinstance(error, dict) else "model-server"
+    except (ValueError, KeyError, TypeError):
+        return str(status)

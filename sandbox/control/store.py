@@ -59,6 +59,11 @@ class ResourceStore:
             item = self._items.get(key)
             return copy.deepcopy(item) if item is not None else None
 
+    def peek(self, key: Key) -> dict[str, Any] | None:
+        """The stored item itself, not a copy, for hot-path readers that never change it (a change replaces
+        the item or its ``status`` as a whole, so what a reader holds stays consistent)."""
+        return self._items.get(key)
+
     def exists(self, key: Key) -> bool:
         with self._lock:
             return key in self._items

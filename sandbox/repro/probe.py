@@ -82,7 +82,7 @@ def _shape_text(info: Any) -> str:
 
 
 def _dtype_name(dtype: int) -> str:
-    return tfproto._DTYPES[dtype].removeprefix("DT_").lower() if dtype < len(tfproto._DTYPES) else str(dtype)
+    return tfproto.DTYPES[dtype].removeprefix("DT_").lower() if dtype < len(tfproto.DTYPES) else str(dtype)
 
 
 def _tf_value(info: Any) -> Any:
@@ -92,7 +92,7 @@ def _tf_value(info: Any) -> Any:
         return None
     if info.dtype == tfproto.DT_STRING:
         leaf: Any = "probe"
-    elif info.dtype == tfproto._DTYPES.index("DT_BOOL"):
+    elif info.dtype == tfproto.DTYPES.index("DT_BOOL"):
         leaf = True
     elif info.dtype in tfproto.FLOAT_DTYPES:
         leaf = 0.5

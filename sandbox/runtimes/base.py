@@ -84,6 +84,8 @@ class ModelServerPod:
     framework: str = ""
     health_path: str = "/"
     predict_path: str = "/"
+    parameters_ignored_by: str = ""
+    """Why the image's model server ignores a ``:predict`` body's ``"parameters"`` (empty: it reads them)."""
 
     def __init__(self, spec: PodSpec) -> None:
         self.spec = spec

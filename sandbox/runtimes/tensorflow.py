@@ -36,6 +36,7 @@ class TFServingPod(ModelServerPod):
     framework = "tf"
     health_path = f"/v1/models/{MODEL_NAME}"
     predict_path = f"/v1/models/{MODEL_NAME}:predict"
+    parameters_ignored_by = 'TF Serving\'s REST API reads only "signature_name" and "instances" (or "inputs")'
 
     @property
     def base_path(self) -> Path:

@@ -138,6 +138,7 @@ class TorchServePod(ModelServerPod):
     framework = "torch"
     health_path = "/ping"
     predict_path = f"/predictions/{MODEL_NAME}"
+    parameters_ignored_by = 'TorchServe\'s json service envelope hands the handler only "instances"'
     PORTS = ("http", "management", "metrics", "grpc", "grpc_management")
 
     @classmethod

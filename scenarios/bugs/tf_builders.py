@@ -175,6 +175,15 @@ def tf_renamed_pb(out_dir: Path) -> Built:
     return Built(out_dir)
 
 
+def tf_project_folder(out_dir: Path) -> Built:
+    """A training project uploaded instead of its export: run logs nested deeper than the checker looks, no model."""
+    logs = out_dir.joinpath("runs", "exp1", "seed0", "tensorboard", "plugins", "profile", "2024_01_01", "host", "trace")
+    logs.mkdir(parents=True)
+    (logs / "events.txt").write_text("step 1 loss 0.5\n")
+    (out_dir / "train.py").write_text("print('training')\n")
+    return Built(out_dir)
+
+
 # --- tf.asset-missing ----------------------------------------------------------------------------
 def tf_vocab_asset_deleted(out_dir: Path) -> Built:
     """A lookup table over assets/vocab.txt, uploaded without assets/ (tensorflow/tensorflow#32770)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.artifacts import check_artifact, mar, tfproto
+from sandbox.artifacts import check_artifact, layout, mar, tfproto
 from sandbox.diagnostics import CODES
 from sandbox.images import resolve
 from tests.checker.conftest import MODEL_PY, write_mar
@@ -141,6 +141,21 @@ def _warmup(c: Ctx, good: bool) -> Path:
     return folder
 
 
+def _not_artifact(c: Ctx, good: bool) -> Path:
+    """A folder of training logs, more files than the checker looks at below a folder without a model at its top."""
+    folder = c.copy("good", "tree") if good else c.tmp / "tree"
+    write_files(folder / "logs", layout.SEARCH_ENTRIES + 50)
+    return folder
+
+
+def write_files(folder: Path, count: int, content: bytes = b"loss 0.1\n") -> None:
+    """``count`` small files in sub-folders of 50 under ``folder``."""
+    for i in range(count):
+        sub = folder / f"run{i // 50:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"events{i % 50:02d}.txt").write_bytes(content)
+
+
 def _empty(c: Ctx, good: bool) -> Path:
     if good:
         return c.copy("good")
@@ -174,6 +189,7 @@ Case = Callable[[Ctx, bool], "tuple[Path, str | None] | Path"]
 CASES: dict[str, Case] = {
     "layout.empty": _empty,
     "layout.no-model-file": _no_model,
+    "layout.not-an-artifact": _not_artifact,
     "layout.nested": _nested,
     "layout.lfs-pointer": _lfs,
     "layout.duplicate-model": _dup,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.artifacts import check_artifact, tf_ops, tfproto
+from sandbox.artifacts import check_artifact, tf_ops, tf_schema, tfproto
 from sandbox.errors import UsageError
 from sandbox.images import resolve
 from tests.checker.conftest import write_mar
@@ -65,6 +65,30 @@ def test_checker_never_imports_tensorflow_or_torch(tf_models: Path, tmp_path: Pa
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shipped_descriptor_is_the_schema() -> None:
+    """sandbox/data/tf_subset.desc is what tf_schema.build_file makes of the table (regenerate it after an edit:
+    `python -m sandbox.artifacts.tf_schema`)."""
+    assert tf_schema.DESCRIPTOR_FILE.read_bytes() == tf_schema.build_file()
+
+
+def test_same_verdicts_with_protobufs_pure_python_backend(tf_models: Path) -> None:
+    """tfproto builds its classes straight from upb, protobuf's C backend; the public pure-Python path it takes
+    on any other backend reads every artifact the same."""
+    names = sorted(p.name for p in tf_models.iterdir() if p.is_dir())
+    code = (
+        "import json, sys; from pathlib import Path; from sandbox.artifacts import check_artifact, tfproto;"
+        "from google.protobuf.internal import api_implementation; assert api_implementation.Type() == 'python';"
+        f"print(json.dumps([check_artifact(Path({str(tf_models)!r}) / n).to_dict() for n in {names!r}]))"
+    )
+    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from google.protobuf.internal import api_implementation
+
+    assert api_implementation.Type() == "upb"  # this process reads them through upb
+    assert json.loads(proc.stdout) == [check_artifact(tf_models / n).to_dict() for n in names]
 
 
 def test_op_newer_than_image(tf_models: Path, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_gateway_errors_are_json_with_reason_and_hint(
         ("bad-in", b'{"instances": [[1.0', 400, "predict.malformed-json"),
         ("bad-in", b'{"inputs": [[1.0]]}', 400, "predict.missing-instances"),
         ("bad-in", b'{"instances": []}', 400, "predict.bad-instances"),
-        ("bad-in", b'{"instances": [[1.0]], "parameters": 3}', 400, "predict.bad-parameters"),
+        ("bad-in", b'{"instances": {"a": 1}}', 400, "predict.bad-instances"),
     ]
     for endpoint, body, status, reason in cases:
         response = requests.post(f"{base}/{endpoint}/v1/model:predict", data=body, timeout=30)
@@ -53,6 +53,10 @@ def test_gateway_errors_are_json_with_reason_and_hint(
     response = requests.post(f"{base}/bad-in/v1/model:predict", data=big, timeout=30)
     assert response.status_code == 400
     assert "Request payload size exceeds the limit: 1572864 bytes." in response.json()["error"]["message"]
+    chunked = requests.post(f"{base}/bad-in/v1/model:predict", data=iter([big[:1_000_000], big[1_000_000:]]), timeout=30)
+    assert chunked.status_code == 400 and chunked.json()["error"]["reason"] == "predict.payload-too-large"
+    wrong_method = requests.get(f"{base}/bad-in/v1/model:predict", timeout=30)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["reason"] == "http.405"
     # rawPredict passes the body through to TorchServe unchanged.
     raw = requests.post(f"{base}/bad-in/v1/model:rawPredict", json={"instances": [[1.0, 2.0, 3.0, 4.0]]}, timeout=30)
     assert raw.status_code == 200 and "predictions" in raw.json() and raw.headers["X-Vertex-AI-Deployed-Model-Id"]

@@ -101,6 +101,29 @@ def any_served(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("served" if request.param == "torch" else "served_tf"))
 
 
+def test_parameters_reach_the_model_server_which_ignores_them_and_the_user_is_told(
+    any_served: str, cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    """GDC passes "parameters" to the image's server; TF Serving and TorchServe's json envelope ignore it. The
+    predictions are those of "instances" alone, and the Warning header and the CLI say so, naming the server."""
+    instances = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.0]]
+    plain = requests.post(any_served, json={"instances": instances}, timeout=30)
+    assert plain.status_code == 200 and "Warning" not in plain.headers
+    for parameters in ({"confidence_threshold": 0.9, "max_predictions": 1}, 3):  # any JSON value, as GDC takes
+        with_parameters = requests.post(any_served, json={"instances": instances, "parameters": parameters}, timeout=30)
+        assert with_parameters.status_code == 200, with_parameters.text
+        assert with_parameters.json()["predictions"] == plain.json()["predictions"]
+        warning = with_parameters.headers["Warning"]
+        assert warning.startswith('299 gdc-sandbox "\\"parameters\\" had no effect')
+        assert ("TF Serving" if "msg-tf" in any_served else "TorchServe's json service envelope") in warning
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps({"instances": instances, "parameters": {"top_k": 1}}))
+    endpoint = "msg-tf" if "msg-tf" in any_served else ENDPOINT
+    code, out, err = cli("predict", endpoint, "--file", str(path))
+    assert code == 0 and json.loads(out)["predictions"] == plain.json()["predictions"]
+    assert err.startswith('warning: "parameters" had no effect: GDC passes it to the model server')
+
+
 HTTP_FUZZ = settings(
     max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
 )

@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from sandbox.control.api import _json
 from sandbox.control.gateway import parse_envelope
 from sandbox.errors import UsageError
+from sandbox.runtimes.registry import RUNTIMES
+from sandbox.runtimes.tensorflow import TFServingPod
+from sandbox.runtimes.torchserve import TorchServePod
 
 FUZZ = settings(
     max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -40,8 +43,9 @@ def assert_parsed_or_refused(data: bytes) -> None:
         refused: UsageError | None = exc
     else:
         refused = None
-        payload = json.loads(forwarded)  # what the pod receives
-        assert set(payload) == {"instances"} and isinstance(payload["instances"], list) and payload["instances"]
+        payload = json.loads(forwarded)  # what the pod receives: GDC's PredictRequest fields
+        assert set(payload) <= {"instances", "parameters"} and "instances" in payload
+        assert isinstance(payload["instances"], list) and payload["instances"]
         assert all(isinstance(w, str) and w for w in warnings)
     if refused is not None:
         assert refused.http_status == 400
@@ -94,8 +98,37 @@ def test_signature_name_and_other_keys_are_dropped_with_a_warning_naming_rawpred
     (warning,) = warnings
     assert '"extra", "signature_name"' in warning and "serving_default answered" in warning
     assert ":rawPredict" in warning and "--raw" in warning
-    assert parse_envelope(b'{"instances": [[1.0]], "parameters": {}}') == (b'{"instances": [[1.0]]}', [])
     assert parse_envelope(b'{"instances": [[2]]}') == (b'{"instances": [[2]]}', [])  # as received
+
+
+@pytest.mark.parametrize("parameters", ['{"confidence": 0.5}', "{}", "3", '"text"', "[1, 2]", "null"])
+def test_parameters_of_any_json_type_are_forwarded_as_gdc_does(parameters: str) -> None:
+    """GDC's PredictRequest.parameters is a protobuf Value: any JSON value is accepted and passed to the pod."""
+    body = f'{{"instances": [[1.0]], "parameters": {parameters}}}'.encode()
+    assert parse_envelope(body) == (body, [])  # as received: nothing to re-encode
+    forwarded, warnings = parse_envelope(body[:-1] + b', "signature_name": "x"}')
+    assert json.loads(forwarded) == {"instances": [[1.0]], "parameters": json.loads(parameters)}
+    assert len(warnings) == 1 and '"signature_name"' in warnings[0]
+
+
+def test_parameters_an_image_ignores_get_a_warning_that_names_its_server() -> None:
+    body = b'{"instances": [[1.0]], "parameters": {"top_k": 3}}'
+    ignored_by = TorchServePod.parameters_ignored_by
+    forwarded, (warning,) = parse_envelope(body, ignored_by)
+    assert forwarded == body
+    assert warning.startswith('"parameters" had no effect') and ignored_by in warning and "GDC passes it" in warning
+    assert parse_envelope(b'{"instances": [[1.0]]}', ignored_by) == (b'{"instances": [[1.0]]}', [])
+    forwarded, warnings = parse_envelope(body[:-1] + b', "extra": 1}', ignored_by)
+    assert [w.split(" ")[0] for w in warnings] == [":predict", '"parameters"']
+
+
+def test_every_prebuilt_image_says_what_its_server_does_with_parameters() -> None:
+    """Both prebuilt servers ignore ``parameters`` (TF Serving's json_tensor.cc reads signature_name, instances and
+    inputs; TorchServe's JSONEnvelope._from_json reads instances): each runtime names that for the warning."""
+    for framework, runtime in RUNTIMES.items():
+        assert runtime.parameters_ignored_by, framework
+    assert '"instances"' in TFServingPod.parameters_ignored_by and "TF Serving" in TFServingPod.parameters_ignored_by
+    assert "json service envelope" in TorchServePod.parameters_ignored_by
 
 
 def test_an_inputs_body_is_refused_with_a_hint_that_names_rawpredict() -> None:

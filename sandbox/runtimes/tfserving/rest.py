@@ -1,14 +1,19 @@
-"""The REST API (werkzeug): TF Serving's ``/v1/models/...`` routes as a thin layer over the manager."""
+"""The REST API: TF Serving's ``/v1/models/...`` routes as a thin WSGI layer over the manager, served over HTTP/1.1
+with keep-alive (the standard library's server; werkzeug's request parsing helpers)."""
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any, cast
+from urllib.parse import unquote, urlsplit
 
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import DechunkedInput
+from werkzeug.wsgi import LimitedStream
 
 from . import errors, json_output, json_predict, metadata, runner, tflog
 from .json_values import parse_json
@@ -118,17 +123,67 @@ class RestApi:
         return json_output.regression_json(runner.regress(servable, signame, inp))
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as TF Serving's own server (werkzeug's closes every connection): one call of the
+    WSGI app per request, its body read or drained before the next request on the connection."""
+
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # a kept-alive connection must not wait for the client's delayed ACK
+    wbufsize = 1 << 16  # status, headers and a small body leave in one write (flushed after each request)
+    server: _Server
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # every method goes to the app, which answers TF Serving's errors
+            return self._serve
+        raise AttributeError(name)
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        length = self.headers.get("Content-Length")
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        rfile = cast(IO[bytes], self.rfile)
+        stream: io.RawIOBase = DechunkedInput(rfile) if chunked else LimitedStream(rfile, int(length or 0))
+        environ = {
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": unquote(url.path).encode().decode("latin-1"),
+            "QUERY_STRING": url.query,
+            "CONTENT_LENGTH": length or "",
+            "wsgi.input": stream,
+            "wsgi.input_terminated": chunked,
+        }
+        answer: list[tuple[str, list[tuple[str, str]]]] = []
+        data = b"".join(self.server.app(environ, lambda status, headers: answer.append((status, headers))))
+        while stream.read(65536):  # what the app did not read, so the next request starts where it should
+            pass
+        status, headers = answer[0]
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
 
-def serve_rest(manager: ModelManager, host: str, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: RestApi) -> None:
+        super().__init__(address, _Handler)
+        self.app = app
+
+
+def serve_rest(manager: ModelManager, host: str, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Start the REST server in a daemon thread; return the server and its thread."""
-    server = make_server(host, port, RestApi(manager), threaded=True, request_handler=_QuietHandler)
-    server.daemon_threads = True  # type: ignore[attr-defined]
+    server = _Server((host, port), RestApi(manager))
     t = threading.Thread(target=server.serve_forever, name="rest", daemon=True)
     t.start()
     return server, t
