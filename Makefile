@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PYTEST_ARGS ?=
+# `make test` runs on this many pytest-xdist workers, each with its own private sandbox (0: one process).
+PYTEST_WORKERS ?= 2
 # `make sandbox-up BACKEND=compose`: the Docker Compose backend (README "Docker Compose").
 ifdef BACKEND
 export GDC_SANDBOX_BACKEND := $(BACKEND)
@@ -37,7 +39,7 @@ status:  ## show each component's state, port, PID and log
 	$(VENV)/bin/gdc-sandbox status
 
 test: venv  ## run the whole test suite (unit, integration, scenarios) on the native backend
-	$(PY) -m pytest tests scenarios --sandbox-new --ignore=tests/compose $(PYTEST_ARGS)
+	$(PY) -m pytest tests scenarios --sandbox-new --ignore=tests/compose -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # mar_weights_only's expected failure is torch 2.4's; the PyTorch stand-in image carries this machine's torch 2.13,
 # which fails that artifact with another message (README "Docker Compose": what the stand-ins carry).

@@ -6,6 +6,8 @@ and image. Items use the sandbox already running for ``GDC_SANDBOX_HOME`` (or ``
 none is running, the plugin starts a private one in a temporary folder on free ports and stops it at the
 end of the session (``--sandbox-keep`` leaves it running);
 ``--sandbox-backend compose`` makes that private sandbox run on Docker (README "Docker Compose").
+With pytest-xdist (``-n N --dist loadscope``) each worker process starts its own private sandbox, and the
+cases of one scenario file stay together on one worker, in order.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import yaml
 
 from sandbox.engine import Sandbox
 from sandbox.errors import SandboxError
+from sandbox.runtimes.envs import RUNTIME_CACHE_VARIABLE
+from sandbox.runtimes.envs import cache_dir as runtime_cache_dir
 from sandbox.settings import Settings
 from sandbox.testing.runner import ScenarioFailure, ScenarioRun
 from sandbox.testing.scenario import Case, Scenario, ScenarioError, load_builder, load_scenario
@@ -107,7 +111,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    pin_runtime_cache()
     config.stash[session_key] = SandboxSession(config)
+
+
+def pin_runtime_cache() -> None:
+    """Name the runtime cache in the environment, so that a test that moves ``HOME`` (pytester does) still uses
+    the installed per-image runtimes instead of creating them again under its temporary home."""
+    os.environ.setdefault(RUNTIME_CACHE_VARIABLE, str(runtime_cache_dir()))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from sandbox.process import tail
 
 STAMP = ".sandbox-runtime.json"
+RUNTIME_CACHE_VARIABLE = "GDC_SANDBOX_RUNTIME_CACHE"
 Progress = Callable[[str], None]
 
 
@@ -59,7 +60,7 @@ class EnvSpec:
 def cache_dir() -> Path:
     """The one folder of every runtime: ``GDC_SANDBOX_RUNTIME_CACHE``, default ``~/.cache/gdc-sandbox/runtimes``."""
     default = Path.home() / ".cache" / "gdc-sandbox" / "runtimes"
-    return Path(os.environ.get("GDC_SANDBOX_RUNTIME_CACHE") or default).expanduser()
+    return Path(os.environ.get(RUNTIME_CACHE_VARIABLE) or default).expanduser()
 
 
 def python_override_var(version: str) -> str:

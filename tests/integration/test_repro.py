@@ -49,6 +49,12 @@ def _assert_nothing_left(sandbox: Sandbox) -> None:
         assert [i["metadata"]["name"] for i in sandbox.get(kind) if i["metadata"]["name"].startswith("repro-")] == []
 
 
+def _resources(sandbox: Sandbox) -> dict[str, list[tuple[Any, Any]]]:
+    """Each DeployedModel and Endpoint as written (metadata, spec). Not the status: the running sandbox's autoscaler
+    rewrites the measured CPU of whatever another test left serving there at any moment."""
+    return {kind: [(r["metadata"], r["spec"]) for r in sandbox.get(kind)] for kind in ("DeployedModel", "Endpoint")}
+
+
 def _pytest(pytester: pytest.Pytester, sandbox: Sandbox, scenario: Path) -> pytest.RunResult:
     return pytester.runpytest_inprocess(
         str(scenario), "--sandbox-home", str(sandbox.settings.home), "-p", "no:cacheprovider"
@@ -176,7 +182,7 @@ def test_a_broken_mar_does_not_serve_from_the_file_or_an_archive(
 def test_a_private_sandbox_compares_two_images_and_leaves_the_running_one_alone(
     cli: Cli, sandbox: Sandbox, tf_model: tuple[Path, Any], tmp_path: Path
 ) -> None:
-    before = {kind: sandbox.get(kind) for kind in ("DeployedModel", "Endpoint")}
+    before = _resources(sandbox)
     objects = sandbox.list_objects("s3://models")
     out = tmp_path / "report"
     code, _, err = cli(
@@ -192,6 +198,6 @@ def test_a_private_sandbox_compares_two_images_and_leaves_the_running_one_alone(
     assert report["images"][0]["versions"]["tensorflow-cpu"].startswith("2.14.")
     first, second = (r["answer"]["predictions"] for r in report["images"])
     assert close(first, second)
-    assert {kind: sandbox.get(kind) for kind in before} == before and sandbox.list_objects("s3://models") == objects
+    assert _resources(sandbox) == before and sandbox.list_objects("s3://models") == objects
     written = [load_scenario(p, yaml.safe_load(p.read_text())) for p in sorted((out / "scenario").glob("*.yaml"))]
     assert sorted(image for scenario in written for image in scenario.all_images) == ["tf2-cpu.2-14", "tf2-cpu.2-18"]

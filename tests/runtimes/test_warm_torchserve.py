@@ -34,11 +34,13 @@ IMAGE = "pytorch-cpu.2-4"
 INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
 
 
-def idle_servers(sb: Sandbox) -> dict[str, ProcessRecord]:
-    """The running idle TorchServes, from their records (what `down` stops)."""
+def idle_servers(sb: Sandbox, image: str = IMAGE) -> dict[str, ProcessRecord]:
+    """The running idle TorchServes of ``image``'s runtime, from their records (what `down` stops). The session
+    sandbox also keeps one for each other runtime that a test deployed on before."""
+    python = str(TorchServePod.prepare(resolve(image), print))
     spawning = sb.settings.state_dir / "pods" / "spawning"
     found = {path.stem: ProcessRecord.load(path) for path in spawning.glob("warm-torchserve-*.json")}
-    return {name: r for name, r in found.items() if r is not None and r.is_alive()}
+    return {name: r for name, r in found.items() if r is not None and r.is_alive() and r.argv[:1] == [python]}
 
 
 def tree(pid: int) -> list[psutil.Process]:
