@@ -19,21 +19,29 @@ from sandbox.runtimes.forkserver import ForkServers, is_standby
 from sandbox.runtimes.torchserve import standby
 from sandbox.runtimes.ts_warm import WarmTorchServes
 
-# Stands in for the image's Python running ts_launch.py: says what it was asked to start, then idles.
-FAKE_PYTHON = '#!/bin/sh\necho "started with $*"\nexec sleep 600\n'
+# Stands in for the image's Python running ts_launch.py: notes its PID, says what it was asked to start, then idles.
+FAKE_PYTHON = '#!/bin/sh\necho $$ >> "{pids}"\necho "started with $*"\nexec sleep 600\n'
 
 
 @pytest.fixture
-def fake_python(tmp_path: Path) -> Path:
+def fake_python(tmp_path: Path) -> Iterator[Path]:
+    """The fake interpreter; afterwards, every process it started is gone (a test that leaves one fails)."""
     path = tmp_path / "bin" / "python3.9"
+    pids = tmp_path / "bin" / "pids"
     path.parent.mkdir()
-    path.write_text(FAKE_PYTHON)
+    path.write_text(FAKE_PYTHON.format(pids=pids))
     path.chmod(0o755)
-    return path
+    yield path
+    started = [int(line) for line in pids.read_text().split()] if pids.exists() else []
+    left = [pid for pid in started if running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"idle servers left running: {left}"
 
 
 @pytest.fixture
-def forkservers(tmp_path: Path) -> Iterator[ForkServers]:
+def forkservers(tmp_path: Path, fake_python: Path) -> Iterator[ForkServers]:
+    """Closed before ``fake_python`` checks that nothing it started is left."""
     records = tmp_path / "records"
     records.mkdir()
     servers = ForkServers(
@@ -162,4 +170,6 @@ def test_an_idle_server_for_another_worker_count_is_replaced(
     [(second, _)] = records(tmp_path).items()
     assert second != first and not running(record.pid)
     assert "default_workers_per_model=2" in (tmp_path / "run" / "warm" / second / "config.properties").read_text()
-    assert warm.take(fake_python, "127.0.0.1", 2) is not None
+    taken = warm.take(fake_python, "127.0.0.1", 2)
+    assert taken is not None
+    taken.stop(warm.release)
