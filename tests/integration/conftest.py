@@ -13,6 +13,10 @@ from sandbox.export import export_tensorflow, export_torch
 from sandbox.settings import Settings
 from sandbox.testing.scratch import private_keras_home
 
+TF_WARM_ONLY = "tf2-cpu.2-18"
+"""``warm_images`` of the private sandboxes that never deploy PyTorch: an idle TorchServe (a JVM and a torch import)
+would be started, and stopped unused, by each of them."""
+
 private_keras_home()
 
 
@@ -43,7 +47,7 @@ def cli_for(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
 @pytest.fixture
 def own_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     """A private sandbox that a test may stop, kill and restart (the session one is not disturbed)."""
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0, warm_images=TF_WARM_ONLY))
     sb.up()
     try:
         yield sb

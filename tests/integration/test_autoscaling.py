@@ -18,7 +18,7 @@ import yaml
 
 from sandbox.engine import Sandbox
 from sandbox.settings import Settings
-from tests.integration.conftest import close
+from tests.integration.conftest import TF_WARM_ONLY, close
 
 pytestmark = [pytest.mark.slow, pytest.mark.tfserving]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gdc"
@@ -39,6 +39,7 @@ def scaling_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         scale_down_delay=3.0,
         probe_period=0.5,
         readiness_failure_threshold=1,
+        warm_images=TF_WARM_ONLY,
     )
     sb = Sandbox(settings)
     sb.up()

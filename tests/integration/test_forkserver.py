@@ -14,6 +14,7 @@ import pytest
 from sandbox.engine import Sandbox
 from sandbox.process import wait_until
 from sandbox.settings import Settings
+from tests.integration.conftest import TF_WARM_ONLY
 
 pytestmark = pytest.mark.tfserving
 
@@ -63,7 +64,7 @@ def test_tf_pods_are_forked_from_the_warm_parent(sandbox: Sandbox, tf_model: tup
 
 
 def test_down_stops_the_fork_server_also_after_the_control_plane_was_killed(tmp_path: Path) -> None:
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0, warm_images=TF_WARM_ONLY))
     try:
         for kill_control_plane in (False, True):
             sb.up()

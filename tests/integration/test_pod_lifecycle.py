@@ -16,7 +16,7 @@ from sandbox.engine import Sandbox
 from sandbox.errors import DeployFailed
 from sandbox.process import wait_until
 from sandbox.settings import Settings
-from tests.integration.conftest import close
+from tests.integration.conftest import TF_WARM_ONLY, close
 
 INSTANCES = [[1.0, 2.0, 3.0, 4.0]]
 HUNG_POD_TIMEOUT = 6.0
@@ -34,6 +34,7 @@ def pod_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         restart_backoff=3,
         probe_period=0,
         deploy_timeout=HUNG_POD_TIMEOUT,
+        warm_images=TF_WARM_ONLY,
     )
     sb = Sandbox(settings)
     sb.up()
@@ -188,7 +189,7 @@ def test_a_pod_that_keeps_dying_ends_in_crash_loop_back_off_with_its_last_error(
 
 
 def test_down_stops_every_pod_and_names_each(tmp_path: Path, tf_model: tuple[Path, Any]) -> None:
-    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0))
+    sb = Sandbox(Settings(home=tmp_path / "home", s3_port=0, gateway_port=0, warm_images=TF_WARM_ONLY))
     try:
         sb.up()
         sb.upload(tf_model[0], "s3://models/many/1", progress=False)
