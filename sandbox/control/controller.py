@@ -314,7 +314,10 @@ class Controller:
     def describe_unreachable(self, dm_name: str, pod: PodInfo, error: Exception) -> SandboxError:
         """A pod that did not answer the gateway, in the sandbox's words (not urllib3's)."""
         hint = f"its log is {pod.process.log_path}"
-        if not pod.process.is_alive():
+        killed = self.deployer.liveness_kill(pod)
+        if killed:
+            problem = f"did not answer: {killed}, so the control plane killed it (it is restarted with back-off)"
+        elif not pod.process.is_alive():
             problem = "did not answer: its process has exited (the control plane restarts it)"
         elif isinstance(error, TimeoutError):
             problem = f"did not answer within {self.settings.deploy_timeout:g}s"

@@ -420,9 +420,13 @@ class Deployer:
         if self.probes.enabled:
             threading.Thread(target=self._probe, args=(key, pod), name=f"probe-{pod.name}", daemon=True).start()
 
+    def liveness_kill(self, pod: PodInfo) -> str:
+        """Why the control plane killed this pod's process for a failed liveness probe ("" if it did not)."""
+        return self._liveness_kills.get((pod.name, pod.process.pid), "")
+
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
-        cause = self._liveness_kills.pop((pod.name, pod.process.pid), "")
+        cause = self._liveness_kills.get((pod.name, pod.process.pid), "")
         if self._stopping.is_set() or not self.pods.remove(key, [pod.name]):
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
@@ -491,6 +495,8 @@ class Deployer:
             return  # taken out meanwhile (rolled out, scaled down, died)
         if change.kind == NOT_LIVE:
             PROBE_LOG.warning(f"{where}: {change.message}; killing it (it is restarted with back-off)")
+            if len(self._liveness_kills) > 256:  # kept for the gateway's answers to requests still in flight
+                self._liveness_kills.clear()
             self._liveness_kills[(pod.name, pod.process.pid)] = change.message
             stop_group(pod.process, STOP_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
             return

@@ -237,3 +237,28 @@ def test_a_pod_busy_with_a_long_request_stays_in_traffic(probed: Sandbox, tmp_pa
     assert (after["pid"], after["ready"], after["restartCount"]) == (pod["pid"], True, 0)
     assert f"pod {pod['name']} of DeployedModel default/{dm} is out of traffic" not in control_plane_log(sb)
     sb.delete("DeployedModel", dm)
+
+
+def test_a_request_in_flight_when_the_liveness_probe_kills_its_pod_is_told_why(probed: Sandbox, tmp_path: Path) -> None:
+    sb = probed
+    started, stop = tmp_path / "started", tmp_path / "stop"
+    dm, pod = deploy_one(sb, busy_tf_model(tmp_path / "art", started, stop), "inflight-tf", "tf2-cpu.2-18")
+    answer: dict[str, tuple[int, Any]] = {}
+    request = threading.Thread(target=lambda: answer.update(it=sb.predict("inflight-tf-ep", INSTANCES)))
+    request.start()
+    try:
+        assert wait_until(lambda: started.exists() or None, timeout=60)  # the request is inside the model server
+        signal_pod(pod["pid"], signal.SIGSTOP)
+        request.join(timeout=120)
+    finally:
+        stop.touch()
+    code, body = answer["it"]
+    route = KINDS["tf"][2]
+    assert code == 503 and body["error"]["reason"] == "predict.model-server-unreachable", body
+    assert body["error"]["message"] == (
+        f"pod {pod['name']} of DeployedModel {dm} did not answer: liveness probe failed 12 times in a row: it did "
+        f"not answer {route} within 0.5s (its process {pod['pid']} was stopped, as by SIGSTOP), so the control "
+        "plane killed it (it is restarted with back-off)"
+    )
+    await_reason(sb, dm, "Ready", timeout=180)
+    sb.delete("DeployedModel", dm)
