@@ -31,6 +31,8 @@ from sandbox.s3.client import Store
 from sandbox.settings import Settings
 from sandbox.uri import ArtifactURI
 
+PREDICTION_DOMAIN = "prediction.sandbox.localhost"
+"""Endpoints' ``endpointFQDN`` is ``ENDPOINT.PROJECT.`` + this; the gateway routes ``/v1/model:predict`` by it."""
 ENDPOINT_READY = {"type": "EndpointReady", "status": "True", "reason": "ResourceReady", "message": "Endpoint Ready"}
 
 
@@ -230,7 +232,7 @@ class Controller:
         url = self.endpoint_url(ns, name)
         return {
             "conditions": [cond],
-            "endpointFQDN": f"{endpoint_id}.{ns}.prediction.sandbox.localhost",
+            "endpointFQDN": f"{endpoint_id}.{ns}.{PREDICTION_DOMAIN}",
             "endpointURL": url,
             "predictURL": f"{url}/v1/model:predict",
             "destinations": destinations,

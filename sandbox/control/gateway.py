@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from sandbox.control.controller import Controller
+from sandbox.control.controller import PREDICTION_DOMAIN, Controller
 from sandbox.control.http import error_body
 from sandbox.errors import NotFound, SandboxError, UsageError, model_server_message
 from sandbox.runtimes.base import PodInfo
@@ -110,10 +110,10 @@ def _quote(text: str) -> str:
 
 
 def endpoint_of_host(host: str) -> tuple[str, str]:
-    """(project, endpoint) of an ``endpointFQDN`` Host header (``EP.PROJECT.prediction.sandbox.localhost``)."""
+    """(project, endpoint) of an ``endpointFQDN`` Host header (``EP.PROJECT.`` + :data:`PREDICTION_DOMAIN`)."""
     name = host.split(":")[0]
     parts = name.split(".")
-    if len(parts) < 3 or not name.endswith(".prediction.sandbox.localhost"):
+    if len(parts) < 3 or not name.endswith(f".{PREDICTION_DOMAIN}"):
         raise NotFound(
             f"no endpoint is addressed by host {name!r}",
             code="endpoint.not-found",
