@@ -62,6 +62,15 @@ class Answer:
         return json.loads(self.content)
 
 
+def _combined(fields: list[tuple[str, str]]) -> dict[str, str]:
+    """Header fields by lower-case name; a repeated one (one ``Warning`` per problem) joined with ", ", as HTTP allows."""
+    headers: dict[str, str] = {}
+    for name, value in fields:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
 class HTTPClient:
     """Requests to one ``http://host:port`` over a kept-alive connection per thread; reconnects once when the
     server closed an idle connection. Raises ``OSError``/``http.client.HTTPException`` when unreachable."""
@@ -114,7 +123,7 @@ class HTTPClient:
                 raise
             if response.will_close:
                 self.close()
-            return Answer(response.status, content, {k.lower(): v for k, v in response.getheaders()})
+            return Answer(response.status, content, _combined(response.getheaders()))
         raise AssertionError("unreachable")
 
 
