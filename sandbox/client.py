@@ -63,7 +63,7 @@ class Answer:
 
 
 def _combined(fields: list[tuple[str, str]]) -> dict[str, str]:
-    """Header fields by lower-case name; a repeated one (one ``Warning`` per problem) joined with ", ", as HTTP allows."""
+    """Header fields by lower-case name; a repeated one (a `Warning` per problem) joined by ", ", as HTTP allows."""
     headers: dict[str, str] = {}
     for name, value in fields:
         key = name.lower()

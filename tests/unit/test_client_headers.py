@@ -15,7 +15,7 @@ WARNINGS = ['299 gdc-sandbox "it dropped \\"signature_name\\""', '299 gdc-sandbo
 
 
 class TwoWarnings(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         for warning in WARNINGS:
