@@ -1,7 +1,8 @@
 """Run the control plane: ``python -m sandbox.control --port 8080 --s3-endpoint http://127.0.0.1:9000``.
 
 One process, one port, served by uvicorn (httptools, uvloop; HTTP/1.1 keep-alive): predictions are answered on
-its event loop and the admin API on a thread pool (see :mod:`sandbox.control.server`).
+its event loop, without ASGI when they are plain, and the admin API on a thread pool (see
+:mod:`sandbox.control.server`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uvicorn
 
 from sandbox.control.api import ControlPlaneApp
 from sandbox.control.controller import Controller
-from sandbox.control.server import ControlPlaneServer
+from sandbox.control.server import ControlPlaneProtocol, ControlPlaneServer
 from sandbox.settings import Settings
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=ControlPlaneProtocol,  # uvicorn's httptools protocol; predictions skip ASGI
         lifespan="on",
         log_config=None,  # the logging configured above
         access_log=False,  # sandbox.requests logs each request with what matters (deployedModelId, error code)
