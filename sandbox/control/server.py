@@ -220,6 +220,8 @@ class ControlPlaneProtocol(HttpToolsProtocol):
 
         try:
             reply = await self.control.reply(prediction.path, headers, read_body, prediction.args, prediction.raw)
+            if self.flow.write_paused and not self.transport.is_closing():
+                await self.flow.drain()  # a client that pipelines without reading: wait, as uvicorn does
             if not self.transport.is_closing():
                 self.transport.write(self._response(reply, prediction.keep_alive))
                 if not prediction.keep_alive:
