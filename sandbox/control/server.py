@@ -3,7 +3,8 @@ through the admin WSGI app.
 
 A prediction's work is mostly waiting for the pod, so the gateway answers it on uvicorn's event loop (httptools
 parser, uvloop) and calls pods over a pool of kept-alive connections: no thread hand-offs, no per-request WSGI
-environ; a plain one does not even go through ASGI (:class:`ControlPlaneProtocol`). Everything else (the admin API the CLI uses, endpoint health, wrong methods on predict routes) goes to
+environ; a plain one does not even go through ASGI (:class:`ControlPlaneProtocol`). Everything else (the admin
+API the CLI uses, endpoint health, wrong methods on predict routes) goes to
 :class:`~sandbox.control.api.ControlPlaneApp` unchanged, run on a thread pool by a2wsgi.
 """
 
