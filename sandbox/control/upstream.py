@@ -134,11 +134,13 @@ class PodPool:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         connection = self._take_idle((host, port))
         if connection is None:
-            _, connection = await loop.create_connection(PodConnection, host, port)
+            async with asyncio.timeout_at(deadline):  # a pod too busy to accept counts against the same timeout
+                _, connection = await loop.create_connection(PodConnection, host, port)
         answer = connection.send(head, body)
-        timer = loop.call_later(timeout, _expire, answer, connection)
+        timer = loop.call_at(deadline, _expire, answer, connection)
         try:
             result = await answer
         except BaseException:

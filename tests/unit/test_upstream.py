@@ -5,6 +5,8 @@ close, die mid-answer, answer garbage or answer too slowly."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -247,3 +249,26 @@ def test_a_refused_connection_is_an_os_error() -> None:
 
     with pytest.raises(ConnectionRefusedError):
         run(echo, client)
+
+
+def test_a_pod_too_busy_to_accept_times_out_within_the_same_timeout() -> None:
+    """A listening socket whose accept queue is full drops new connections' SYNs: connecting hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = [socket.create_connection(("127.0.0.1", port), timeout=1) for _ in range(1)]  # fills the queue
+        try:
+
+            async def main() -> None:
+                pool = PodPool()
+                started = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    await post(pool, port, timeout=0.3)
+                assert time.monotonic() - started < 5
+                pool.close()
+
+            runner(main())
+        finally:
+            for sock in queued:
+                sock.close()
