@@ -3,7 +3,7 @@
 The gateway spends most of its CPU per prediction in its HTTP client, so this is the least that calls a model
 server correctly: an asyncio protocol per connection whose responses are parsed by httptools (llhttp, the parser
 uvicorn already uses for the gateway's own requests), so framing (Content-Length, chunked, a body that ends with
-the connection, no body for 204/304) is the parser's, not ours. What it adds:
+the connection, no body for 204/304, interim 1xx answers) is the parser's, not ours. What it adds:
 
 - a pool of idle connections per pod, reused in last-in first-out order; a connection leaves it when the pod
   closes it or answers ``Connection: close``;
@@ -83,6 +83,9 @@ class PodConnection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim answer (100 Continue): the real one follows
+            self._reset()
+            return
         if not self._parser.should_keep_alive():
             self.close()
         self._finish()

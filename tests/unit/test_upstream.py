@@ -126,6 +126,17 @@ def test_a_chunked_answer_is_read_whole() -> None:
     assert connections == 1
 
 
+def test_an_interim_answer_is_skipped() -> None:
+    async def pod(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (body := await read_request(reader)) is not None:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(200, body))
+
+    async def client(pool: PodPool, port: int, connections: list[int]) -> list[Any]:
+        return [await post(pool, port, b"[1]"), await post(pool, port, b"[2]"), len(connections)]
+
+    assert run(pod, client) == [(200, b"[1]", ""), (200, b"[2]", ""), 1]
+
+
 def test_large_bodies_go_both_ways() -> None:
     big = b"[" + b"1.0, " * 400_000 + b"1.0]"
 
