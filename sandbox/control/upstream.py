@@ -3,13 +3,15 @@
 The gateway spends most of its CPU per prediction in its HTTP client, so this is the least that calls a model
 server correctly: an asyncio protocol per connection whose responses are parsed by httptools (llhttp, the parser
 uvicorn already uses for the gateway's own requests), so framing (Content-Length, chunked, a body that ends with
-the connection, no body for 204/304, interim 1xx answers) is the parser's, not ours. What it adds:
+the connection, no body for 204/304) is the parser's, not ours. What it adds:
 
 - a pool of idle connections per pod, reused in last-in first-out order; a connection leaves it when the pod
   closes it or answers ``Connection: close``;
 - :class:`PodClosedConnection` when a connection closes before the pod sent a byte of its answer (a kept-alive
   connection the pod had closed, or a pod that died before answering): the caller may try once more;
-- :class:`TimeoutError` when the whole answer does not arrive in time (that connection is closed, never reused).
+- :class:`TimeoutError` when the connection and the whole answer do not come in time (that connection is closed,
+  never reused);
+- interim answers (``100 Continue``) skipped: the caller gets the final one.
 """
 
 from __future__ import annotations
