@@ -103,3 +103,37 @@ def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_p
         while time.monotonic() < deadline and copy.read_text() != text:
             time.sleep(0.05)
         assert copy.read_text() == text  # every line, whole, in order
+
+
+def test_worker_output_is_kept_whole_after_torchserve_stops_reading_it(tmp_path: Path) -> None:
+    """TorchServe closes its readers of a worker's output as soon as the worker dies, possibly before the copy has
+    passed on the worker's last lines (its exception): the copy in the pod's logs must still get every line."""
+    script, logs = tmp_path / "worker-python", tmp_path / "logs"
+    logs.mkdir()
+    script.write_text(worker_python_script(sys.executable, logs))
+    script.chmod(0o755)
+    code = (
+        "import sys\nprint('loading', flush=True)\nprint('loading', file=sys.stderr, flush=True)\nsys.stdin.readline()\n"
+        "print('Failed to load model model', flush=True)\n"
+        "print('RuntimeError: 500 - Unknown exception', file=sys.stderr, flush=True)\nsys.exit(1)"
+    )
+    proc = subprocess.Popen(
+        [str(script), "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    assert proc.stdout.readline() == "loading\n" and proc.stderr.readline() == "loading\n"
+    proc.stdout.close()  # TorchServe's reader threads stop
+    proc.stderr.close()
+    proc.stdin.write("go\n")  # the worker writes its exception and dies
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 1
+    expected = {
+        "stdout": "loading\nFailed to load model model\n",
+        "stderr": "loading\nRuntimeError: 500 - Unknown exception\n",
+    }
+    for stream, text in expected.items():
+        copy = logs / f"worker-{stream}.log"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and copy.read_text() != text:
+            time.sleep(0.05)
+        assert copy.read_text() == text
