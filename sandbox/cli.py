@@ -553,8 +553,8 @@ def _status_parser(sub: Any) -> None:
 
 def _upload_parser(sub: Any) -> None:
     p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
-    p.add_argument("source")
-    p.add_argument("uri")
+    p.add_argument("source", help="the model version folder (or one file) on this machine")
+    p.add_argument("uri", help="s3://BUCKET/MODEL_ID/MODEL_VERSION_ID")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model version")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upload)
@@ -568,7 +568,7 @@ def _ls_parser(sub: Any) -> None:
 
 def _deploy_parser(sub: Any) -> None:
     p = sub.add_parser("deploy", help="deploy a model version to an endpoint (writes GDC resources)")
-    p.add_argument("uri")
+    p.add_argument("uri", help="the uploaded version folder: s3://BUCKET/MODEL_ID/MODEL_VERSION_ID")
     p.add_argument("--image", required=True, help="prebuilt image, e.g. tf2-cpu.2-18 or pytorch-cpu.2-4")
     p.add_argument("--endpoint", help="endpoint name (default: MODEL_ID-ep)")
     p.add_argument("--project", help="project (namespace)")
@@ -582,8 +582,13 @@ def _deploy_parser(sub: Any) -> None:
         help="canary: the new version takes N%% of the endpoint's traffic, the versions serving now keep the rest "
         "(default 100: the new version replaces them)",
     )
-    p.add_argument("--timeout", type=float, default=None)
-    p.add_argument("--no-wait", action="store_true")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for Ready (default: GDC_SANDBOX_DEPLOY_TIMEOUT, 120, plus 30)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="return once the resources are applied, before Ready")
     p.set_defaults(func=cmd_deploy)
 
 
@@ -655,7 +660,7 @@ def _apply_parser(sub: Any) -> None:
     p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
     p.add_argument("-n", "--namespace")
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
-    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits (default 180)")
     p.set_defaults(func=cmd_apply)
 
 
