@@ -9,8 +9,9 @@ plane's own process (the pods are its children and not counted there), and the p
 (TorchServe's Python workers).
 
 CPU time is the steadier number on a shared machine. When every process is CPU-bound on two saturated cores,
-8-client throughput through the gateway over direct is about (client + pod) / (client + gateway + pod) of these
-costs: the last row per framework prints that bound next to the 90 % goal.
+8-client throughput through the gateway over direct is about (client + pod) / (client + pod + gateway) of these
+costs (client and pod as called directly): the last row per framework prints that next to the 90 % goal. A pod
+that is not CPU-bound with 8 clients (TorchServe's few workers) does better than that.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def main() -> None:
             for what, url in (("direct", direct_url), ("gateway", gateway_url)):
                 m = costs[what] = measure(url, pids, args.requests)
                 row(f"{framework} {what}", f"{m['client']:8.3f} {m['gateway']:8.3f} {m['pod']:8.3f} {m['wall']:8.3f}")
-            direct, via = costs["direct"], costs["gateway"]
-            bound = (direct["client"] + direct["pod"]) / (via["client"] + via["gateway"] + via["pod"])
-            row(f"  {framework}: 8-client ratio these costs allow on 2 cores", f"{bound:.0%}", "", "goal >= 90%")
+            direct = costs["direct"]["client"] + costs["direct"]["pod"]
+            bound = direct / (direct + costs["gateway"]["gateway"])
+            row(f"  {framework}: 8-client ratio if all were CPU-bound", f"{bound:.0%}", "", "goal >= 90%")
     finally:
         sb.down()
         shutil.rmtree(home, ignore_errors=True)
