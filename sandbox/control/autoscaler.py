@@ -125,7 +125,8 @@ class Autoscaler:
         generation = self.pods.generation(key)
         if dm is None or generation is None or generation != dm["metadata"]["generation"] or self._is_busy(key):
             return  # deleted, or a rollout is under way: the deployer owns it
-        if self.deployer.restarts.pending(key):
+        pods, restarting = self.pods.replicas(key)
+        if restarting:
             return  # a replica died and waits for its restart: the deployer owns it until it runs again
         if self.pods.not_ready(key):
             return  # a silent replica uses no CPU: measured now, it would remove a replica that answers
@@ -133,7 +134,6 @@ class Autoscaler:
         scaling, machine = pool_autoscaling(pool), pool_machine(pool)
         target = scaling.cpuTarget or DEFAULT_CPU_TARGET
         high = max(scaling.maxReplica or scaling.minReplica, scaling.minReplica)
-        pods = self.pods.get(key)
         cpus = min(MACHINE_TYPES[machine.machineType], os.cpu_count() or 1)
         usage = self.meter.usage(pods, cpus)
         wanted = wanted_replicas(len(pods), usage, target, scaling.minReplica, high)

@@ -427,7 +427,7 @@ class Deployer:
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
         cause = self._liveness_kills.get((pod.name, pod.process.pid), "")
-        if self._stopping.is_set() or not self.pods.remove(key, [pod.name]):
+        if self._stopping.is_set() or not self.pods.died(key, pod):
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
         self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path, cause))
@@ -463,7 +463,7 @@ class Deployer:
                     key, pod_name, generation, Termination(pod_name, f"restart failed: {message}", log, None, details)
                 )
                 return
-            if not self.pods.add(key, [pod], generation):
+            if not self.pods.refill(key, pod, generation):
                 self.pods.retire([pod])
                 return
             self.restarts.started(key, pod_name)
