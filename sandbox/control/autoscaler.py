@@ -25,7 +25,6 @@ from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import MACHINE_TYPES, pool_autoscaling, pool_machine
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import SandboxError
-from sandbox.process import tree_cpu_seconds
 from sandbox.runtimes.base import PodInfo
 
 DEFAULT_CPU_TARGET = 60
@@ -64,7 +63,7 @@ class CpuMeter:
         """Average percent of ``cpus`` used per replica since the last reading; None before two readings."""
         now, shares = time.monotonic(), []
         for pod in pods:
-            seconds = tree_cpu_seconds(pod.process.pid)
+            seconds = pod.cpu_seconds()
             if seconds is None:
                 continue
             before = self._last.get(pod.name)

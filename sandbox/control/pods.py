@@ -8,12 +8,9 @@ import threading
 from pathlib import Path
 
 from sandbox.process import ProcessRecord, stop_all
-from sandbox.runtimes.base import PodInfo
+from sandbox.runtimes.base import TERMINATION_GRACE, PodInfo
 
 Key = tuple[str, str, str]
-STOP_GRACE = 2.0
-"""Seconds a model server gets to exit after SIGTERM before SIGKILL. Kubernetes gives 30; a model server keeps
-nothing worth the wait, and TensorFlow's own teardown takes seconds of CPU per pod on a busy machine."""
 
 
 class PodTable:
@@ -65,7 +62,7 @@ class PodTable:
         once; returns the names of those that were running."""
         paths = list(self._spawning.glob("*.json")) if self._spawning.is_dir() else []
         records = (r for r in map(ProcessRecord.load, paths) if r is not None)
-        stopped = stop_all(records, STOP_GRACE)  # also removes their scratch folders
+        stopped = stop_all(records, TERMINATION_GRACE)  # also removes their scratch folders
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped
@@ -154,7 +151,7 @@ class PodTable:
     def retire(self, pods: list[PodInfo]) -> None:
         """Stop pods taken out of the table (by :meth:`pop`, :meth:`set` or :meth:`remove`), in parallel, and
         drop their loose records."""
-        stop_all((pod.process for pod in pods), STOP_GRACE)
+        stop_all((pod.process for pod in pods), TERMINATION_GRACE)
         for pod in pods:
             self.release(pod.name)
 
@@ -225,7 +222,7 @@ class PodTable:
                 pods += [PodInfo.from_dict(p) for p in json.loads(path.read_text()).get("pods", [])]
             except (OSError, ValueError, TypeError, KeyError):
                 pass
-        stopped += stop_all((pod.process for pod in pods), STOP_GRACE)
+        stopped += stop_all((pod.process for pod in pods), TERMINATION_GRACE)
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped
