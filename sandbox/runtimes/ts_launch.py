@@ -13,7 +13,7 @@ The pod's first process is the pod's init, as ``docker run --init`` gives a cont
 reaps every process of the pod that is orphaned (a child subreaper), until the launcher ends, with whose exit
 status it ends; a signal it gets is passed on to the launcher. Each worker, and each run of the frontend's
 metrics collector, writes through two ``tee`` processes (:func:`sandbox.runtimes.torchserve.worker_python_script`)
-that outlive it; without a reaper in the pod they would be left to PID 1, which on some machines never reaps them
+that outlive it; without a reaper in the pod they would be left to PID 1, which may reap them late or never
 (``[tee] <defunct>``). Keep this file free of sandbox imports and of syntax newer than Python 3.8: it is the
 model server's entry point.
 """
