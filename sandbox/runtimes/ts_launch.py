@@ -7,8 +7,10 @@ that the sandbox's folder is not on the model server's path. TorchServe's launch
 to the frontend as the workers' Python (``--python``); this module swaps it for ``WORKER_PYTHON`` (see
 :func:`sandbox.runtimes.torchserve.worker_python_script`) and runs the launcher unchanged. First it starts the
 pod's worker zygote (:mod:`ts_zygote`, listening on ``ZYGOTE_SOCKET``, its messages in ``ZYGOTE_SOCKET.log``),
-which imports torch while the frontend starts; it ends with the frontend. Keep it free of sandbox imports and
-of syntax newer than Python 3.8: it is the model server's entry point.
+which imports torch while the frontend starts; it ends with the frontend. The frontend runs in an empty working
+folder (``frontend`` in the pod's temp folder): TorchServe puts ``.`` on the JVM's class path, and the JVM uses
+the runtime's class-data-sharing archive (:mod:`ts_cds`) only when that folder is empty. Keep it free of sandbox
+imports and of syntax newer than Python 3.8: it is the model server's entry point.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def start_zygote(socket_path: str) -> subprocess.Popen:
         )
 
 
+def empty_folder() -> str:
+    """An empty folder in the pod's temp folder, for the frontend to run in."""
+    path = os.path.join(os.environ.get("TMPDIR") or "/tmp", "frontend")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def main() -> None:
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]  # this folder holds modules named like the model server's (tensorflow.py, torchserve.py)
@@ -42,6 +51,7 @@ def main() -> None:
         sys.exit("usage: python ts_launch.py WORKER_PYTHON ZYGOTE_SOCKET [torchserve arguments...]")
     zygote = start_zygote(sys.argv[2])
     try:
+        os.chdir(empty_folder())
         from ts.model_server import start
 
         sys.executable = sys.argv[1]
