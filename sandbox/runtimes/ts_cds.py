@@ -14,7 +14,7 @@ It is safe when missing, stale or broken:
   a sandbox that finds the lock taken starts its pods without the archive meanwhile.
 - ``-Xshare:auto`` (TorchServe's own default) makes the JVM start without it if it cannot be used, and
   ``-Xlog:cds*=off`` keeps that silent: the pod's log shows what TorchServe says, never a CDS warning.
-- When making it fails, a ``.failed`` file beside it records why and it is not tried again for that key.
+- When making it fails, a ``.failed`` file beside it records why, and it is not tried again for an hour.
 
 CDS takes a class path directory only when it is empty, and TorchServe puts ``.`` first on its class path:
 the frontend therefore runs in an empty working folder (:mod:`sandbox.runtimes.ts_launch`).
@@ -45,6 +45,8 @@ QUIET = "-Xlog:cds*=off"
 """No CDS message in TorchServe's log (e.g. when an archive cannot be used and the JVM starts without it)."""
 MAKE_TIMEOUT = 90.0
 """Seconds the archive-making frontend may take to start and to write the archive, each."""
+RETRY_AFTER = 3600.0
+"""Seconds after a failure to make the archive before it is tried again (a port taken meanwhile, say)."""
 
 
 def java_binary() -> Path | None:
@@ -83,11 +85,18 @@ def vmargs(python: Path, base: str = FRONTEND_VMARGS) -> str:
     path = archive_path(python, base)
     if path is None:
         return base
-    if not path.is_file() and not path.with_suffix(".failed").exists():
+    if not path.is_file() and not _failed_lately(path):
         with _lock(path) as mine:
             if mine and not path.is_file():
                 _make(python, path, base)
     return f"{base} -XX:SharedArchiveFile={path} {QUIET}" if path.is_file() else base
+
+
+def _failed_lately(path: Path) -> bool:
+    try:
+        return time.time() - path.with_suffix(".failed").stat().st_mtime < RETRY_AFTER
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

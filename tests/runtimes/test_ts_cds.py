@@ -84,7 +84,7 @@ def test_no_torchserve_no_archive(tmp_path: Path) -> None:
 
 
 @needs_java
-def test_when_making_it_fails_pods_start_without_it_and_it_is_not_tried_again(tmp_path: Path) -> None:
+def test_when_making_it_fails_pods_start_without_it_and_it_is_tried_again_an_hour_later(tmp_path: Path) -> None:
     python = fake_runtime(tmp_path / "rt")  # its jar is no jar: the frontend cannot start
     assert ts_cds.vmargs(python) == ts_cds.FRONTEND_VMARGS
     archive = ts_cds.archive_path(python)
@@ -94,6 +94,9 @@ def test_when_making_it_fails_pods_start_without_it_and_it_is_not_tried_again(tm
     stamp = failed.stat().st_mtime_ns
     assert ts_cds.vmargs(python) == ts_cds.FRONTEND_VMARGS and failed.stat().st_mtime_ns == stamp
     assert not list(archive.parent.glob("*.partial"))
+    an_hour_ago = failed.stat().st_mtime - ts_cds.RETRY_AFTER
+    os.utime(failed, (an_hour_ago, an_hour_ago))
+    assert ts_cds.vmargs(python) == ts_cds.FRONTEND_VMARGS and failed.stat().st_mtime_ns > stamp  # tried again
 
 
 def test_while_another_process_makes_it_pods_start_without_it(tmp_path: Path) -> None:
