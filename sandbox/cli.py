@@ -282,8 +282,11 @@ def _json_arg(text: str, flag: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"{flag} is not valid JSON: {exc}", code="repro.bad-instances",
-                         hint="e.g. --instances '[[1.0, 2.0]]' or a file holding {\"instances\": [...]}") from None
+        raise UsageError(
+            f"{flag} is not valid JSON: {exc}",
+            code="repro.bad-instances",
+            hint="e.g. --instances '[[1.0, 2.0]]' or a file holding {\"instances\": [...]}",
+        ) from None
 
 
 def _slug(source: str) -> str:
@@ -311,14 +314,14 @@ def cmd_apply(sb: Sandbox, args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(sb: Sandbox, args: argparse.Namespace) -> list[tuple[str, str | None, str | None]]:
-    """(kind, name, namespace) from KIND [NAME], TYPE/NAME, or -f FILE (kubectl's three ways)."""
+def _targets(sb: Sandbox, args: argparse.Namespace, verb: str) -> list[tuple[str, str | None, str | None]]:
+    """(kind, name, namespace) from KIND [NAME], TYPE/NAME, or -f FILE (kubectl's three ways) for command ``verb``."""
     from sandbox.kinds import KINDS, canonical_kind
     from sandbox.kubectl import split_type_name
 
     if args.filename:
         if args.kind:
-            raise UsageError("give either -f FILE or a resource type, not both", code="usage.get")
+            raise UsageError("give either -f FILE or a resource type, not both", code=f"usage.{verb}")
         documents = [d for name in args.filename for d in _load_manifests(Path(name))]
         named = [d for d in documents if isinstance(d, dict) and isinstance(d.get("metadata"), dict)]
         ns = args.namespace
@@ -328,7 +331,9 @@ def _targets(sb: Sandbox, args: argparse.Namespace) -> list[tuple[str, str | Non
         ]
     if not args.kind:
         raise UsageError(
-            "you must specify the type of resource", code="usage.get", hint="e.g. `gdc-sandbox get deployedmodels`"
+            "you must specify the type of resource",
+            code=f"usage.{verb}",
+            hint=f"e.g. `gdc-sandbox {verb} deployedmodel{'s' if verb == 'get' else '/NAME'}`",
         )
     if args.kind == "all" and not args.name:
         return [(kind, None, args.namespace) for kind in KINDS]
@@ -339,7 +344,7 @@ def _targets(sb: Sandbox, args: argparse.Namespace) -> list[tuple[str, str | Non
 def cmd_get(sb: Sandbox, args: argparse.Namespace) -> int:
     from sandbox.kubectl import format_items
 
-    targets = _targets(sb, args)
+    targets = _targets(sb, args, "get")
     items = [item for kind, name, ns in targets for item in sb.get(kind, name, ns)]
     single = len(targets) == 1 and targets[0][1] is not None
     text = format_items(items, args.output or "", single)
@@ -355,7 +360,7 @@ def cmd_wait(sb: Sandbox, args: argparse.Namespace) -> int:
 
     condition = parse_wait_for(args.for_)
     timeout = parse_duration(args.timeout)
-    for kind, name, ns in _targets(sb, args):
+    for kind, name, ns in _targets(sb, args, "wait"):
         if name is None:
             raise UsageError("wait needs a resource name: TYPE/NAME, TYPE NAME or -f FILE", code="usage.wait")
         sb.wait_for(kind, name, ns, condition.test, timeout)
@@ -365,10 +370,19 @@ def cmd_wait(sb: Sandbox, args: argparse.Namespace) -> int:
 
 
 def cmd_delete(sb: Sandbox, args: argparse.Namespace) -> int:
-    answer = sb.delete(args.kind, args.name, args.namespace)
-    _out(f"{args.kind.lower()}/{args.name} deleted")
-    for warning in answer.get("warnings", []):
-        _err(f"warning: {warning}")
+    targets = _targets(sb, args, "delete")
+    if any(name is None for _, name, _ in targets):
+        raise UsageError(
+            "resource(s) were provided, but no name was specified",
+            code="usage.delete",
+            hint="e.g. `gdc-sandbox delete deployedmodel/NAME` or `gdc-sandbox delete -f dm.yaml`",
+        )
+    for kind, name, ns in targets:
+        assert name is not None
+        answer = sb.delete(kind, name, ns)
+        _out(f"{kind.lower()}/{name} deleted")
+        for warning in answer.get("warnings", []):
+            _err(f"warning: {warning}")
     return 0
 
 
@@ -442,6 +456,7 @@ def cmd_runtimes(sb: Sandbox, args: argparse.Namespace) -> int:
     if args.action == "download":
         _out(f"wheelhouse written to {args.dir}; on the air-gapped machine: gdc-sandbox runtimes install --from DIR")
     return 1 if skipped and args.images else 0
+
 
 def cmd_mb(sb: Sandbox, args: argparse.Namespace) -> int:
     from sandbox.settings import BUCKET_VIEWER_ROLE, SERVING_IDENTITY
@@ -553,8 +568,8 @@ def _status_parser(sub: Any) -> None:
 
 def _upload_parser(sub: Any) -> None:
     p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
-    p.add_argument("source")
-    p.add_argument("uri")
+    p.add_argument("source", help="the model version folder (or one file) on this machine")
+    p.add_argument("uri", help="s3://BUCKET/MODEL_ID/MODEL_VERSION_ID")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model version")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upload)
@@ -562,13 +577,13 @@ def _upload_parser(sub: Any) -> None:
 
 def _ls_parser(sub: Any) -> None:
     p = sub.add_parser("ls", help="list buckets (s3://) or objects under s3://BUCKET/PREFIX")
-    p.add_argument("uri", nargs="?", default="s3://")
+    p.add_argument("uri", nargs="?", default="s3://", help="s3:// (the buckets) or s3://BUCKET/PREFIX")
     p.set_defaults(func=cmd_ls)
 
 
 def _deploy_parser(sub: Any) -> None:
     p = sub.add_parser("deploy", help="deploy a model version to an endpoint (writes GDC resources)")
-    p.add_argument("uri")
+    p.add_argument("uri", help="the uploaded version folder: s3://BUCKET/MODEL_ID/MODEL_VERSION_ID")
     p.add_argument("--image", required=True, help="prebuilt image, e.g. tf2-cpu.2-18 or pytorch-cpu.2-4")
     p.add_argument("--endpoint", help="endpoint name (default: MODEL_ID-ep)")
     p.add_argument("--project", help="project (namespace)")
@@ -582,8 +597,13 @@ def _deploy_parser(sub: Any) -> None:
         help="canary: the new version takes N%% of the endpoint's traffic, the versions serving now keep the rest "
         "(default 100: the new version replaces them)",
     )
-    p.add_argument("--timeout", type=float, default=None)
-    p.add_argument("--no-wait", action="store_true")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for Ready (default: GDC_SANDBOX_DEPLOY_TIMEOUT, 120, plus 30)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="return once the resources are applied, before Ready")
     p.set_defaults(func=cmd_deploy)
 
 
@@ -600,7 +620,7 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--endpoint", dest="endpoint_option", metavar="ENDPOINT", help=argparse.SUPPRESS)
     p.add_argument("--instances", help="JSON list of instances")
     p.add_argument("--file", help="a request body file")
-    p.add_argument("--project")
+    p.add_argument("--project", help="project (namespace; default: default)")
     p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
     p.add_argument("--token", help="bearer token, when prediction authorization is on (see `iam --help`)")
     p.add_argument(
@@ -618,7 +638,7 @@ def _check_parser(sub: Any) -> None:
         "target", help="the version folder (saved_model.pb or model.mar at its top), a .mar file, or an s3:// URI"
     )
     p.add_argument("--image", help="target prebuilt image (default: newest for the framework)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="json: the report as one JSON object")
     p.set_defaults(func=cmd_check)
 
 
@@ -653,9 +673,9 @@ def _scenario_parser(sub: Any) -> None:
 def _apply_parser(sub: Any) -> None:
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
     p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
-    p.add_argument("-n", "--namespace")
+    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
-    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits (default 180)")
     p.set_defaults(func=cmd_apply)
 
 
@@ -664,7 +684,7 @@ def _get_parser(sub: Any) -> None:
     p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint (or TYPE/NAME)")
     p.add_argument("name", nargs="?")
     p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
-    p.add_argument("-n", "--namespace")
+    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
     p.add_argument("-o", "--output", help="json | yaml | name | wide | jsonpath=TEMPLATE (kubectl's syntax)")
     p.set_defaults(func=cmd_get)
 
@@ -677,17 +697,20 @@ def _wait_parser(sub: Any) -> None:
     p.add_argument("kind", nargs="?", help="TYPE/NAME, or TYPE then NAME")
     p.add_argument("name", nargs="?")
     p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
-    p.add_argument("-n", "--namespace")
-    p.add_argument("--for", dest="for_", required=True, metavar="CONDITION")
+    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
+    p.add_argument(
+        "--for", dest="for_", required=True, metavar="CONDITION", help="condition=Ready | jsonpath='{EXPR}'=V | delete"
+    )
     p.add_argument("--timeout", default="30s", help="e.g. 300s, 5m (default 30s, as kubectl)")
     p.set_defaults(func=cmd_wait)
 
 
 def _delete_parser(sub: Any) -> None:
-    p = sub.add_parser("delete", help="delete a resource")
-    p.add_argument("kind")
-    p.add_argument("name")
-    p.add_argument("-n", "--namespace")
+    p = sub.add_parser("delete", help="delete resources: TYPE/NAME | TYPE NAME | -f FILE")
+    p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint, or TYPE/NAME")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
+    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
     p.set_defaults(func=cmd_delete)
 
 
@@ -708,7 +731,7 @@ def _iam_parser(sub: Any) -> None:
         "(or the header Authorization: Bearer TOKEN).",
     )
     p.add_argument("action", choices=("grant", "revoke", "list", "token"))
-    p.add_argument("--project")
+    p.add_argument("--project", help="project (namespace; default: default)")
     p.add_argument("--identity", help=f"grant/revoke/token default: {SERVING_IDENTITY}; list: any")
     p.add_argument("--role", help="one of: " + ", ".join(ROLES))
     p.add_argument("--bucket", help="the bucket of a bucket role (it must exist: see `mb`)")
@@ -769,7 +792,7 @@ def _add_repro_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", action="append", required=True, help="prebuilt image; repeat to compare images")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--instances", help="JSON list of instances (default: synthesized from the artifact)")
-    group.add_argument("--instances-file", help="a JSON file: a list of instances or {\"instances\": [...]}")
+    group.add_argument("--instances-file", help='a JSON file: a list of instances or {"instances": [...]}')
     p.add_argument("--use-running", action="store_true", help="use the running sandbox instead of a private one")
 
 

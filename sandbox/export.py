@@ -10,6 +10,7 @@ Frameworks are imported lazily so that ``import sandbox.export`` stays cheap.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,14 +20,18 @@ from typing import Any
 
 from sandbox.errors import SandboxError
 
+PathLike = str | os.PathLike[str]
+"""Where to write: a :class:`~pathlib.Path` or a plain string."""
 
-def export_tensorflow(model: Any, path: Path, signatures: Any = None) -> Path:
+
+def export_tensorflow(model: Any, path: PathLike, signatures: Any = None) -> Path:
     """Export a Keras model or a ``tf.Module`` as a SavedModel folder at ``path``; returns ``path``.
 
     >>> export_tensorflow(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), Path("out/1"))  # doctest: +SKIP
     """
     import tensorflow as tf
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "export") and hasattr(model, "layers"):
         model.export(str(path), verbose=False)
@@ -43,18 +48,19 @@ def export_tensorflow(model: Any, path: Path, signatures: Any = None) -> Path:
 
 def export_torch(
     module: Any,
-    path: Path,
+    path: PathLike,
     *,
     example_inputs: Any = None,
     handler: str = "base_handler",
     model_name: str = "model",
     version: str = "1.0",
-    extra_files: Sequence[Path] = (),
-    requirements_file: Path | None = None,
+    extra_files: Sequence[PathLike] = (),
+    requirements_file: PathLike | None = None,
 ) -> Path:
     """TorchScript ``module`` (traced when ``example_inputs`` is given) and archive it as ``path/model.mar``."""
     import torch
 
+    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     with tempfile.TemporaryDirectory(prefix="gdc-export-") as tmp:
@@ -73,26 +79,28 @@ def export_torch(
 
 
 def archive_mar(
-    serialized_file: Path,
-    export_dir: Path,
+    serialized_file: PathLike,
+    export_dir: PathLike,
     *,
     handler: str = "base_handler",
     model_name: str = "model",
     version: str = "1.0",
-    model_file: Path | None = None,
-    extra_files: Sequence[Path] = (),
-    requirements_file: Path | None = None,
+    model_file: PathLike | None = None,
+    extra_files: Sequence[PathLike] = (),
+    requirements_file: PathLike | None = None,
 ) -> Path:
-    """Run the real ``torch-model-archiver``; returns the path of the written ``.mar``."""
-    archiver = Path(sys.executable).with_name("torch-model-archiver")
+    """Run the real ``torch-model-archiver`` (this Python's); returns the path of the written ``.mar``."""
+    export_dir = Path(export_dir)
     argv = [
-        str(archiver),
+        sys.executable,
+        "-m",
+        "model_archiver.model_packaging",
         "--model-name",
         model_name,
         "--version",
         version,
         "--serialized-file",
-        str(serialized_file),
+        os.fspath(serialized_file),
         "--handler",
         handler,
         "--export-path",
@@ -100,11 +108,11 @@ def archive_mar(
         "--force",
     ]
     if model_file is not None:
-        argv += ["--model-file", str(model_file)]
+        argv += ["--model-file", os.fspath(model_file)]
     if extra_files:
-        argv += ["--extra-files", ",".join(str(f) for f in extra_files)]
+        argv += ["--extra-files", ",".join(os.fspath(f) for f in extra_files)]
     if requirements_file is not None:
-        argv += ["--requirements-file", str(requirements_file)]
+        argv += ["--requirements-file", os.fspath(requirements_file)]
     export_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:

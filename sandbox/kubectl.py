@@ -29,7 +29,11 @@ def split_type_name(kind: str, name: str | None) -> tuple[str, str | None]:
     """``deployedmodel/NAME`` (or ``deployedmodel.prediction.aiplatform.gdc.goog/NAME``) -> (kind, NAME)."""
     if "/" in kind:
         if name:
-            raise UsageError(f"there is no need to give a name when using TYPE/NAME ({kind} {name})", code="usage.get")
+            raise UsageError(
+                f"there is no need to give a name when using TYPE/NAME ({kind} {name})",
+                code="usage",
+                hint=f"give {kind} alone, or the type and the name apart",
+            )
         kind, name = kind.split("/", 1)
     return canonical_kind(kind), name
 

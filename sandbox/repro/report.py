@@ -133,9 +133,14 @@ def rerun_commands(result: Repro) -> list[str]:
     request = (
         f" --instances-file {shlex.quote(str(out / 'request.json'))}" if result.probe.instances is not None else ""
     )
+    checks = [f"gdc-sandbox check {artifact} --image {run.image}" for run in result.images]
+    if result.kind == "archive":  # `check ARCHIVE` judges the archive as an upload (layout.nested), not its content
+        checks = [
+            f"# `gdc-sandbox check` judges a version folder: extract {artifact} first (repro checked it extracted)"
+        ]
     commands = [
         f"gdc-sandbox repro {artifact} {images}{request}",
-        *(f"gdc-sandbox check {artifact} --image {run.image}" for run in result.images),
+        *checks,
         f"pytest {shlex.quote(str(out / SCENARIO_DIR / 'scenario.yaml'))}",
         f"cp -r {shlex.quote(str(out / SCENARIO_DIR))} scenarios/bugs/{result.name}   # keep it as a regression test",
     ]

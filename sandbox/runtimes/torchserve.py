@@ -77,6 +77,8 @@ def worker_python_script(python: str, logs: Path, zygote: Path | None = None) ->
     log from reader threads that it stops as soon as the worker dies, so on a loaded machine the worker's last
     lines, the exception that explains a failed load, can be lost. The worker keeps its PID (``exec``) and
     TorchServe still reads everything. One file per stream, so that lines of the two never interleave mid-line.
+    ``tee -p`` goes on copying into the file once TorchServe has closed its end: a plain ``tee`` would die of
+    SIGPIPE there, with the exception still unwritten.
     """
     out, err = (shlex.quote(str(logs / f"worker-{stream}.log")) for stream in ("stdout", "stderr"))
     launcher = shlex.quote(python)
@@ -85,7 +87,7 @@ def worker_python_script(python: str, logs: Path, zygote: Path | None = None) ->
     return (
         "#!/usr/bin/env bash\n"
         "# TorchServe worker, with a copy of its output kept by gdc-sandbox\n"
-        f'exec {launcher} "$@" > >(exec tee -a {out}) 2> >(exec tee -a {err} >&2)\n'
+        f'exec {launcher} "$@" > >(exec tee -p -a {out}) 2> >(exec tee -p -a {err} >&2)\n'
     )
 
 

@@ -7,6 +7,7 @@ behind in it; one run uses its own private sandbox on two images.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import tarfile
 from collections.abc import Callable
@@ -79,6 +80,9 @@ def test_a_good_tf_export_serves_from_a_folder_an_archive_and_the_bucket(
         markdown = (out / "report.md").read_text()
         assert markdown.splitlines()[2] == "**Verdict: tf2-cpu.2-18: SERVES (HTTP 200)**"
         assert "## Re-run" in markdown and "pytest " in markdown
+        for line in report["rerun"]:  # each re-run `check` gives the verdict the report gives
+            if line.startswith("gdc-sandbox check "):
+                assert cli(*shlex.split(line)[1:])[0] == 0, line
         _assert_nothing_left(sandbox)
     assert len(sandbox.list_objects("s3://models/customer-tf/7/")) > 0  # the user's own upload is untouched
 

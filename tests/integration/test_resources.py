@@ -125,8 +125,9 @@ def test_the_documented_manifests_and_readiness_commands_work_verbatim(
     assert "n2-standard-4-gdc min 1 max 3" in out and "1/1" in out
     code, out, _ = cli("get", "deployedmodels", "-o", "yaml")
     assert "my-model-rt-v1" in out and yaml.safe_load(out)["kind"] == "List"
-    assert cli("delete", "endpoint", "my-endpoint-rt")[0] == 0
-    assert cli("delete", "deployedmodel", "my-model-rt-v1")[0] == 0
+    code, out, _ = cli("delete", "-f", ep)  # kubectl's ways: -f FILE, TYPE/NAME, TYPE NAME
+    assert code == 0 and out.strip() == "endpoint/my-endpoint-rt deleted"
+    assert cli("delete", "deployedmodel/my-model-rt-v1")[0] == 0
     code, out, _ = cli("wait", "deployedmodel/my-model-rt-v1", "--for=delete", "--timeout=10s")
     assert code == 0 and out.strip().endswith("deleted")
     code, _, err = cli("get", "deployedmodel", "my-model-rt-v1")

@@ -82,11 +82,27 @@ def test_failure_report_reads_the_worker_copy_when_torchserve_lost_the_lines(tmp
     assert "ValueError" not in tail  # the tail is TorchServe's own log, as it is
 
 
-def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_path: Path) -> None:
-    script, logs = tmp_path / "worker-python", tmp_path / "pod logs"
+def _worker_script(folder: Path) -> tuple[Path, Path]:
+    """A pod's worker launcher around this Python, and the folder it keeps its copies in."""
+    script, logs = folder / "worker-python", folder / "pod logs"
     logs.mkdir()
     script.write_text(worker_python_script(sys.executable, logs))
     script.chmod(0o755)
+    return script, logs
+
+
+def _assert_copies(logs: Path, expected: dict[str, str]) -> None:
+    """Each stream's copy ends up holding ``expected[stream]`` (the copy is written a moment after the worker)."""
+    for stream, text in expected.items():
+        copy = logs / f"worker-{stream}.log"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and copy.read_text() != text:
+            time.sleep(0.05)
+        assert copy.read_text() == text  # every line, whole, in order
+
+
+def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_path: Path) -> None:
+    script, logs = _worker_script(tmp_path)
     code = (
         "import os, sys\nfor i in range(200):\n    print(os.getpid(), i)\n    print('boom', i, file=sys.stderr)\n"
         "sys.exit(3)"
@@ -96,10 +112,32 @@ def test_worker_python_script_keeps_pid_exit_code_and_a_copy_of_the_output(tmp_p
     assert proc.returncode == 3
     assert out.splitlines()[0] == f"{proc.pid} 0"  # exec: TorchServe's handle on the worker is the worker itself
     assert err.splitlines()[-1] == "boom 199"
-    expected = {"stdout": out, "stderr": err}
-    for stream, text in expected.items():
-        copy = logs / f"worker-{stream}.log"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and copy.read_text() != text:
-            time.sleep(0.05)
-        assert copy.read_text() == text  # every line, whole, in order
+    _assert_copies(logs, {"stdout": out, "stderr": err})
+
+
+def test_worker_output_is_kept_whole_after_torchserve_stops_reading_it(tmp_path: Path) -> None:
+    """TorchServe closes its readers of a worker's output as soon as the worker dies, possibly before the copy has
+    passed on the worker's last lines (its exception): the copy in the pod's logs must still get every line."""
+    script, logs = _worker_script(tmp_path)
+    code = (
+        "import sys\nprint('loading', flush=True)\nprint('loading', file=sys.stderr, flush=True)\nsys.stdin.readline()\n"
+        "print('Failed to load model model', flush=True)\n"
+        "print('RuntimeError: 500 - Unknown exception', file=sys.stderr, flush=True)\nsys.exit(1)"
+    )
+    proc = subprocess.Popen(
+        [str(script), "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    assert proc.stdout.readline() == "loading\n" and proc.stderr.readline() == "loading\n"
+    proc.stdout.close()  # TorchServe's reader threads stop
+    proc.stderr.close()
+    proc.stdin.write("go\n")  # the worker writes its exception and dies
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 1
+    _assert_copies(
+        logs,
+        {
+            "stdout": "loading\nFailed to load model model\n",
+            "stderr": "loading\nRuntimeError: 500 - Unknown exception\n",
+        },
+    )
