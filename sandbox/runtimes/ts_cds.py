@@ -14,7 +14,8 @@ It is safe when missing, stale or broken:
   a sandbox that finds the lock taken starts its pods without the archive meanwhile.
 - ``-Xshare:auto`` (TorchServe's own default) makes the JVM start without it if it cannot be used, and
   ``-Xlog:cds*=off`` keeps that silent: the pod's log shows what TorchServe says, never a CDS warning.
-- When making it fails, a ``.failed`` file beside it records why, and it is not tried again for an hour.
+- When making it fails, a ``.failed`` file beside it records why, and it is not tried again for an hour; where
+  the runtime cache cannot be written to, pods start without it.
 
 CDS takes a class path directory only when it is empty, and TorchServe puts ``.`` first on its class path:
 the frontend therefore runs in an empty working folder (:mod:`sandbox.runtimes.ts_launch`).
@@ -86,9 +87,12 @@ def vmargs(python: Path, base: str = FRONTEND_VMARGS) -> str:
     if path is None:
         return base
     if not path.is_file() and not _failed_lately(path):
-        with _lock(path) as mine:
-            if mine and not path.is_file():
-                _make(python, path, base)
+        try:
+            with _lock(path) as mine:
+                if mine and not path.is_file():
+                    _make(python, path, base)
+        except OSError:
+            pass  # a runtime cache it cannot write to (read-only, full): pods start without the archive
     return f"{base} -XX:SharedArchiveFile={path} {QUIET}" if path.is_file() else base
 
 

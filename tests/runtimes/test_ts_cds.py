@@ -108,3 +108,9 @@ def test_while_another_process_makes_it_pods_start_without_it(tmp_path: Path) ->
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert ts_cds.vmargs(python) == ts_cds.FRONTEND_VMARGS
     assert not archive.exists() and not archive.with_suffix(".failed").exists()  # not made, nor marked failed
+
+
+def test_a_runtime_cache_it_cannot_write_to_starts_pods_without_it(tmp_path: Path) -> None:
+    python = fake_runtime(tmp_path / "rt")
+    (tmp_path / "rt" / ".cds").write_text("a file where the archive's folder would be")
+    assert ts_cds.vmargs(python) == ts_cds.FRONTEND_VMARGS
