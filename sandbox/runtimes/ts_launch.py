@@ -7,7 +7,9 @@ that the sandbox's folder is not on the model server's path. TorchServe's launch
 to the frontend as the workers' Python (``--python``); this module swaps it for ``WORKER_PYTHON`` (see
 :func:`sandbox.runtimes.torchserve.worker_python_script`) and runs the launcher unchanged. First it starts the
 pod's worker zygote (:mod:`ts_zygote`, listening on ``ZYGOTE_SOCKET``, its messages in ``ZYGOTE_SOCKET.log``),
-which imports torch while the frontend starts; it ends with the frontend.
+which imports torch while the frontend starts; it ends with the frontend. The frontend runs in an empty working
+folder (``frontend`` in the pod's temp folder): TorchServe puts ``.`` on the JVM's class path, and the JVM uses
+the runtime's class-data-sharing archive (:mod:`ts_cds`) only when that folder is empty.
 
 The pod's first process is the pod's init, as ``docker run --init`` gives a container: it forks the launcher and
 reaps every process of the pod that is orphaned (a child subreaper), until the launcher ends, with whose exit
@@ -47,10 +49,18 @@ def start_zygote(socket_path: str) -> subprocess.Popen:
         )
 
 
+def empty_folder() -> str:
+    """An empty folder in the pod's temp folder, for the frontend to run in."""
+    path = os.path.join(os.environ.get("TMPDIR") or "/tmp", "frontend")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def launch() -> None:
     """Start the worker zygote, then TorchServe's own launcher with ``WORKER_PYTHON`` as its workers' Python."""
     zygote = start_zygote(sys.argv[2])
     try:
+        os.chdir(empty_folder())
         from ts.model_server import start
 
         sys.executable = sys.argv[1]
