@@ -46,6 +46,8 @@ class ProcessRecord:
     log_path: str
     scratch_dir: str = ""
     """A temp folder the process owns outside its working folder; removed when the process is stopped."""
+    grace: float = 0.0
+    """Seconds it needs, at least, to exit after SIGTERM before it is killed (0: whatever its stopper gives)."""
 
     def is_alive(self) -> bool:
         try:
@@ -87,9 +89,10 @@ class ManagedProcess:
         record_path: Path | None = None,
         scratch_dir: Path | None = None,
         pipes: bool = False,
+        grace: float = 0.0,
     ) -> ManagedProcess:
         """Start ``argv`` with its output in ``log_path``; ``pipes``: stdin and stdout are pipes to us instead
-        (a child that takes orders), and only stderr goes to the log."""
+        (a child that takes orders), and only stderr goes to the log; ``grace``: see :attr:`ProcessRecord.grace`."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
@@ -107,7 +110,7 @@ class ManagedProcess:
             create_time = time.time()
         with _children_lock:
             _children[popen.pid] = popen
-        record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path), str(scratch_dir or ""))
+        record = ProcessRecord(name, popen.pid, create_time, list(argv), str(log_path), str(scratch_dir or ""), grace)
         if record_path is not None:
             record.save(record_path)
         return cls(record, popen)
@@ -194,10 +197,11 @@ def describe_exit(code: int | None) -> str:
 
 
 def stop_group(record: ProcessRecord, timeout: float = 10.0) -> None:
-    """Stop a recorded child and its process group, only if it is still the process we started; reap it
-    when it is our child; then remove its scratch folder (also when the process had already gone)."""
+    """Stop a recorded child and its process group, only if it is still the process we started: SIGTERM, then
+    SIGKILL after ``timeout`` seconds (or the record's longer :attr:`~ProcessRecord.grace`); reap it when it is
+    our child; then remove its scratch folder (also when the process had already gone)."""
     try:
-        _end_group(record, timeout)
+        _end_group(record, max(timeout, record.grace))
     finally:
         _reap(record.pid)
         if record.scratch_dir:

@@ -25,7 +25,6 @@ from sandbox.control.pods import Key, PodTable
 from sandbox.control.resources import MACHINE_TYPES, pool_autoscaling, pool_machine
 from sandbox.control.store import ResourceStore, now_rfc3339
 from sandbox.errors import SandboxError
-from sandbox.process import tree_cpu_seconds
 from sandbox.runtimes.base import PodInfo
 
 DEFAULT_CPU_TARGET = 60
@@ -64,7 +63,7 @@ class CpuMeter:
         """Average percent of ``cpus`` used per replica since the last reading; None before two readings."""
         now, shares = time.monotonic(), []
         for pod in pods:
-            seconds = tree_cpu_seconds(pod.process.pid)
+            seconds = pod.cpu_seconds()
             if seconds is None:
                 continue
             before = self._last.get(pod.name)
@@ -125,7 +124,8 @@ class Autoscaler:
         generation = self.pods.generation(key)
         if dm is None or generation is None or generation != dm["metadata"]["generation"] or self._is_busy(key):
             return  # deleted, or a rollout is under way: the deployer owns it
-        if self.deployer.restarts.pending(key):
+        pods, restarting = self.pods.replicas(key)
+        if restarting:
             return  # a replica died and waits for its restart: the deployer owns it until it runs again
         if self.pods.not_ready(key):
             return  # a silent replica uses no CPU: measured now, it would remove a replica that answers
@@ -133,7 +133,6 @@ class Autoscaler:
         scaling, machine = pool_autoscaling(pool), pool_machine(pool)
         target = scaling.cpuTarget or DEFAULT_CPU_TARGET
         high = max(scaling.maxReplica or scaling.minReplica, scaling.minReplica)
-        pods = self.pods.get(key)
         cpus = min(MACHINE_TYPES[machine.machineType], os.cpu_count() or 1)
         usage = self.meter.usage(pods, cpus)
         wanted = wanted_replicas(len(pods), usage, target, scaling.minReplica, high)

@@ -26,7 +26,7 @@ from typing import Any
 
 from sandbox.control.conditions import READY_MESSAGE, READY_REASON, with_condition
 from sandbox.control.container_args import plan
-from sandbox.control.pods import STOP_GRACE, Key, PodTable
+from sandbox.control.pods import Key, PodTable
 from sandbox.control.probes import BUSY, NOT_LIVE, READY, Change, ProbeSettings, ProbeState
 from sandbox.control.probes import watch as watch_probes
 from sandbox.control.resources import FORCE_ANNOTATION, pool_autoscaling, serving_uri
@@ -36,7 +36,7 @@ from sandbox.control.store import ResourceStore
 from sandbox.errors import DeployFailed, SandboxError
 from sandbox.images import Image, resolve
 from sandbox.process import stop_group, wait_exit
-from sandbox.runtimes.base import PodInfo, PodSpec
+from sandbox.runtimes.base import TERMINATION_GRACE, PodInfo, PodSpec
 from sandbox.runtimes.forkserver import ForkServers
 from sandbox.runtimes.registry import BACKENDS
 from sandbox.s3.client import Store
@@ -427,7 +427,7 @@ class Deployer:
     def _await_exit(self, key: Key, pod: PodInfo, generation: int) -> None:
         code = wait_exit(pod.process)
         cause = self._liveness_kills.get((pod.name, pod.process.pid), "")
-        if self._stopping.is_set() or not self.pods.remove(key, [pod.name]):
+        if self._stopping.is_set() or not self.pods.died(key, pod):
             return  # stopped on purpose
         self.pods.retire([pod])  # already gone: this removes its scratch folder
         self._died(key, pod.name, generation, Termination.of_exit(pod.name, code, pod.process.log_path, cause))
@@ -463,7 +463,7 @@ class Deployer:
                     key, pod_name, generation, Termination(pod_name, f"restart failed: {message}", log, None, details)
                 )
                 return
-            if not self.pods.add(key, [pod], generation):
+            if not self.pods.refill(key, pod, generation):
                 self.pods.retire([pod])
                 return
             self.restarts.started(key, pod_name)
@@ -498,7 +498,7 @@ class Deployer:
             if len(self._liveness_kills) > 256:  # kept for the gateway's answers to requests still in flight
                 self._liveness_kills.clear()
             self._liveness_kills[(pod.name, pod.process.pid)] = change.message
-            stop_group(pod.process, STOP_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
+            stop_group(pod.process, TERMINATION_GRACE)  # SIGTERM, then SIGKILL: a stopped process ignores the first
             return
         if change.kind == READY:
             PROBE_LOG.info(f"{where} is back in traffic: {change.message}")

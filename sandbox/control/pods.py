@@ -8,12 +8,9 @@ import threading
 from pathlib import Path
 
 from sandbox.process import ProcessRecord, stop_all
-from sandbox.runtimes.base import PodInfo
+from sandbox.runtimes.base import TERMINATION_GRACE, PodInfo
 
 Key = tuple[str, str, str]
-STOP_GRACE = 2.0
-"""Seconds a model server gets to exit after SIGTERM before SIGKILL. Kubernetes gives 30; a model server keeps
-nothing worth the wait, and TensorFlow's own teardown takes seconds of CPU per pod on a busy machine."""
 
 
 class PodTable:
@@ -21,6 +18,10 @@ class PodTable:
 
     An active pod is in traffic unless its readiness probe took it out (:meth:`mark`): :meth:`pick` and
     :meth:`ready` leave such pods out; :meth:`get` lists them all.
+
+    A pod that died keeps its replica slot (:meth:`died`) until its restart fills it (:meth:`refill`), as a
+    Kubernetes container restarts inside its pod: whoever counts replicas (:meth:`replicas`, the autoscaler)
+    sees one restarting, never one missing.
 
     A pod outside the table (still starting, or taken out and being stopped) keeps a loose record in
     ``spawning/`` until :meth:`release`, so a control plane that dies at any moment leaves nothing that
@@ -35,6 +36,8 @@ class PodTable:
         self._generation: dict[Key, int] = {}
         self._not_ready: dict[str, str] = {}
         """Pod name -> why its readiness probe took it out of traffic."""
+        self._restarting: dict[Key, set[str]] = {}
+        """Names of the replicas that died and wait for their restart (their slots), per DeployedModel."""
         self._counter = itertools.count()
 
     @property
@@ -59,7 +62,7 @@ class PodTable:
         once; returns the names of those that were running."""
         paths = list(self._spawning.glob("*.json")) if self._spawning.is_dir() else []
         records = (r for r in map(ProcessRecord.load, paths) if r is not None)
-        stopped = stop_all(records, STOP_GRACE)  # also removes their scratch folders
+        stopped = stop_all(records, TERMINATION_GRACE)  # also removes their scratch folders
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped
@@ -74,6 +77,7 @@ class PodTable:
             previous = self._active.get(key, [])
             self._hold(previous)
             self._forget_readiness(previous)
+            self._restarting.pop(key, None)  # restarts of the previous set are abandoned
             self._active[key] = pods
             self._generation[key] = generation
             self._write(key)
@@ -89,6 +93,36 @@ class PodTable:
         for pod in pods:
             self.release(pod.name)
         return True
+
+    def died(self, key: Key, pod: PodInfo) -> bool:
+        """This very pod exited: take it out of traffic, keeping its slot for its restart; False (nothing
+        changed) if it was no longer an active replica (stopped on purpose)."""
+        with self._lock:
+            if not self._holds(key, pod):
+                return False
+            self._hold([pod])
+            self._forget_readiness([pod])
+            self._active[key] = [p for p in self._active[key] if not _same(p, pod)]
+            self._restarting.setdefault(key, set()).add(pod.name)
+            self._write(key)
+            return True
+
+    def refill(self, key: Key, pod: PodInfo, generation: int) -> bool:
+        """Put a restarted pod in the slot its predecessor left; False (nothing added) if that slot is gone:
+        the DeployedModel serves another generation, or was deleted, or the slot was filled already."""
+        with self._lock:
+            if self._generation.get(key) != generation or pod.name not in self._restarting.get(key, ()):
+                return False
+            self._restarting[key].discard(pod.name)
+            self._active[key] = [*self._active.get(key, []), pod]
+            self._write(key)
+        self.release(pod.name)
+        return True
+
+    def replicas(self, key: Key) -> tuple[list[PodInfo], frozenset[str]]:
+        """The active replicas and the names of those restarting, read at one moment."""
+        with self._lock:
+            return list(self._active.get(key, [])), frozenset(self._restarting.get(key, ()))
 
     def remove(self, key: Key, names: list[str]) -> list[PodInfo]:
         """Take some replicas out; they are held loose until the caller stops and releases them."""
@@ -109,6 +143,7 @@ class PodTable:
         with self._lock:
             self._hold(self._active.get(key, []))
             self._forget_readiness(self._active.get(key, []))
+            self._restarting.pop(key, None)
             self._generation.pop(key, None)
             self._path(key).unlink(missing_ok=True)
             return self._active.pop(key, [])
@@ -116,7 +151,7 @@ class PodTable:
     def retire(self, pods: list[PodInfo]) -> None:
         """Stop pods taken out of the table (by :meth:`pop`, :meth:`set` or :meth:`remove`), in parallel, and
         drop their loose records."""
-        stop_all((pod.process for pod in pods), STOP_GRACE)
+        stop_all((pod.process for pod in pods), TERMINATION_GRACE)
         for pod in pods:
             self.release(pod.name)
 
@@ -155,7 +190,7 @@ class PodTable:
             return self._holds(key, pod)
 
     def _holds(self, key: Key, pod: PodInfo) -> bool:
-        return any(p.name == pod.name and p.process.pid == pod.process.pid for p in self._active.get(key, []))
+        return any(_same(p, pod) for p in self._active.get(key, []))
 
     def mark(self, key: Key, pod: PodInfo, reason: str | None) -> bool:
         """Take an active pod out of traffic (``reason``) or put it back (None); False if it is not active."""
@@ -187,7 +222,12 @@ class PodTable:
                 pods += [PodInfo.from_dict(p) for p in json.loads(path.read_text()).get("pods", [])]
             except (OSError, ValueError, TypeError, KeyError):
                 pass
-        stopped += stop_all((pod.process for pod in pods), STOP_GRACE)
+        stopped += stop_all((pod.process for pod in pods), TERMINATION_GRACE)
         for path in paths:
             path.unlink(missing_ok=True)
         return stopped
+
+
+def _same(a: PodInfo, b: PodInfo) -> bool:
+    """The same pod process (a restarted pod keeps its name, not its process)."""
+    return a.name == b.name and a.process.pid == b.process.pid

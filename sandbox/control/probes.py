@@ -13,10 +13,11 @@ readiness and liveness probes ask the same route:
 A busy pod is not a hung pod. A model server answers its health route on other threads than the ones that
 run predictions (TF Serving's REST threads, TorchServe's frontend), so a long request does not silence it,
 but a machine short of CPU can: the sandbox shares a laptop's cores with the load it serves, which a GDC
-node does not. So a probe that times out while the pod's processes used at least :data:`BUSY_CPU_SHARE` of
-a core meanwhile counts neither way: the pod is working. A process that is stopped (SIGSTOP), deadlocked or
-waiting forever uses none, and fails. A pod silent and busy for longer than :data:`BUSY_PATIENCE` (longer than
-the gateway waits for an answer) is taken for hung after all: its busy probes count as failures.
+node does not. So a probe that times out while the pod's processes (a container pod's: its container's)
+used at least :data:`BUSY_CPU_SHARE` of a core meanwhile counts neither way: the pod is working. A process
+that is stopped (SIGSTOP), deadlocked or waiting forever uses none, and fails. A pod silent and busy for longer
+than :data:`BUSY_PATIENCE` (longer than the gateway waits for an answer) is taken for hung after all: its busy
+probes count as failures.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.process import is_stopped, stopped_note, tree_cpu_seconds
+from sandbox.process import is_stopped, stopped_note
 from sandbox.runtimes.base import PodInfo, health_check
 from sandbox.settings import Settings
 
@@ -83,12 +84,12 @@ class Probe:
 def probe(pod: PodInfo, timeout: float) -> Probe:
     """Ask the pod's health route once; a silence while its processes work is ``busy``, not ``failed``."""
     pid = pod.process.pid
-    cpu_before, started = tree_cpu_seconds(pid), time.monotonic()
+    cpu_before, started = pod.cpu_seconds(), time.monotonic()
     health = health_check(pod, timeout)
     if health.healthy:
         return Probe(ANSWERED)
     if health.timed_out:
-        cpu_after, elapsed = tree_cpu_seconds(pid), time.monotonic() - started
+        cpu_after, elapsed = pod.cpu_seconds(), time.monotonic() - started
         if cpu_before is not None and cpu_after is not None and elapsed > 0:
             share = (cpu_after - cpu_before) / elapsed
             if share >= BUSY_CPU_SHARE:

@@ -21,7 +21,7 @@ import requests
 from sandbox.client import http_call
 from sandbox.errors import DeployFailed
 from sandbox.images import Image, nearest_native
-from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group
+from sandbox.process import ManagedProcess, ProcessRecord, free_port, stop_group, tree_cpu_seconds
 from sandbox.runtimes import envs
 from sandbox.runtimes.serverlog import failure_report
 
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from sandbox.runtimes.forkserver import ForkServers
 
 FRAMEWORK_NAMES = {"tf": "TensorFlow", "torch": "PyTorch"}
+
+TERMINATION_GRACE = 2
+"""Seconds a model server gets to exit after SIGTERM before SIGKILL, on every backend: when a pod is stopped,
+rolled out, scaled down or killed by its liveness probe (a container pod: the timeout of its ``docker stop``).
+Kubernetes' ``terminationGracePeriodSeconds`` defaults to 30; a model server keeps nothing worth the wait, a hung
+one (the liveness probe's case) ignores SIGTERM anyway, and TensorFlow's own teardown takes seconds of CPU per pod
+on a busy machine."""
 
 
 @dataclass
@@ -64,6 +71,13 @@ class PodInfo:
     predict_path: str
     process: ProcessRecord
     ports: dict[str, int]
+    container_pid: int | None = None
+    """A container pod's init process (the engine, not the pod's process, is its parent); None for local pods."""
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the processes that run the model server (a container pod's: those of
+        its container); None when they are gone."""
+        return tree_cpu_seconds(self.container_pid or self.process.pid)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -86,6 +100,8 @@ class ModelServerPod:
     predict_path: str = "/"
     parameters_ignored_by: str = ""
     """Why the image's model server ignores a ``:predict`` body's ``"parameters"`` (empty: it reads them)."""
+    process_grace: float = 0.0
+    """Seconds the pod's process needs after SIGTERM when that is more than :data:`TERMINATION_GRACE`."""
 
     def __init__(self, spec: PodSpec) -> None:
         self.spec = spec
@@ -180,6 +196,7 @@ class ModelServerPod:
             cwd=self.spec.pod_dir,
             record_path=self.spec.spawn_record,
             scratch_dir=self.tmp_dir,
+            grace=self.process_grace,
         )
 
     @classmethod

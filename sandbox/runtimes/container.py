@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from sandbox.errors import DeployFailed
 from sandbox.images import Image
 from sandbox.process import ManagedProcess
 from sandbox.runtimes import envs
-from sandbox.runtimes.base import ModelServerPod
+from sandbox.runtimes.base import TERMINATION_GRACE, ModelServerPod, PodInfo
 from sandbox.runtimes.container_images import container_image, override_variable
 from sandbox.runtimes.tensorflow import MODEL_NAME as TF_MODEL_NAME
 from sandbox.runtimes.tensorflow import TFServingPod
@@ -34,6 +35,10 @@ from sandbox.runtimes.torchserve import MAR_NAME, TorchServePod, config_properti
 
 if TYPE_CHECKING:
     from sandbox.runtimes.forkserver import ForkServers
+
+ENGINE_STOP_SECONDS = 10
+"""Seconds, beyond the container's own grace, that the process standing for it may take to have the engine stop
+and remove it (API calls on a busy engine) before it is killed, which would leave the container behind."""
 
 LABEL = "gdc-sandbox"
 """Label on every container the sandbox starts; its value is the sandbox home the container belongs to."""
@@ -64,7 +69,12 @@ class ContainerPod(ModelServerPod):
 
     Subclasses say what goes where: :meth:`mounts` (host path -> container path) and
     :meth:`container_command` (the entrypoint and arguments of the image's model server).
+
+    Stopping the pod stops its container with the grace of every pod (:data:`TERMINATION_GRACE`, its stop
+    timeout: SIGTERM, then SIGKILL); the process standing for it gets that and :data:`ENGINE_STOP_SECONDS` more.
     """
+
+    process_grace = TERMINATION_GRACE + ENGINE_STOP_SECONDS
 
     def mounts(self) -> dict[Path, str]:
         """Host folder -> path in the container, mounted read-only."""
@@ -119,7 +129,8 @@ class ContainerPod(ModelServerPod):
             ) from None
 
     def container_spec(self) -> dict[str, Any]:
-        """Keyword arguments of docker's ``containers.create`` for this pod."""
+        """Keyword arguments of docker's ``containers.create`` for this pod, and ``stop_timeout`` for
+        :mod:`container_run`: the seconds between the SIGTERM and the SIGKILL of ``docker stop``."""
         command = self.container_command()
         return {
             "image": self.image_ref,
@@ -128,6 +139,7 @@ class ContainerPod(ModelServerPod):
             "name": container_name(self.spec.name),
             "network_mode": "host",
             "init": True,
+            "stop_timeout": TERMINATION_GRACE,
             "environment": self.container_env(),
             "volumes": {
                 str(host.resolve()): {"bind": inside, "mode": mode}
@@ -148,6 +160,23 @@ class ContainerPod(ModelServerPod):
     @classmethod
     def warm_up(cls, forkservers: ForkServers, image: Image) -> bool:
         return False
+
+    def info(self) -> PodInfo:
+        return replace(super().info(), container_pid=self._container_pid())
+
+    def _container_pid(self) -> int | None:
+        """The container's init process, as this machine sees it; None when the engine runs its containers
+        elsewhere (a VM: its PIDs are not ours) or cannot say."""
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            container = docker.from_env().containers.get(container_name(self.spec.name))
+            pid = int(container.attrs["State"]["Pid"])
+            mine = container.id in Path(f"/proc/{pid}/cgroup").read_text()  # that PID here is in that container
+        except (DockerException, KeyError, TypeError, ValueError, OSError):
+            return None
+        return pid if pid > 0 and mine else None
 
     def argv(self) -> list[str]:
         spec_path = self.spec.pod_dir / "container.json"

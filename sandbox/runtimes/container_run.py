@@ -3,9 +3,10 @@
 The pod machinery (process records, crash detection, stop by process group, orphan clean-up) works on
 processes, so each model-server container has this process standing for it, the way ``docker run``
 does in the foreground: it creates and starts the container described by SPEC (keyword arguments of
-the docker SDK's ``containers.create``), copies the container's output to its own (the pod log), and
-exits with the container's exit code. On SIGTERM it stops the container; the container is removed
-however it ends. Keep it free of sandbox imports: it runs for as long as the model server does.
+the docker SDK's ``containers.create``, and ``stop_timeout``), copies the container's output to its own (the
+pod log), and exits with the container's exit code. On SIGTERM it stops the container (SIGTERM, then SIGKILL
+after ``stop_timeout`` seconds, the sandbox's grace for every pod); the container is removed however it ends.
+Keep it free of sandbox imports: it runs for as long as the model server does.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-STOP_TIMEOUT = 5
-"""Seconds a model server gets to stop on SIGTERM before Docker kills it (the sandbox waits 10 s)."""
 
 
 def _say(text: str) -> None:
@@ -49,6 +47,7 @@ def run(spec: dict[str, Any]) -> int:
     import docker
     from docker.errors import DockerException
 
+    stop_timeout = int(spec.pop("stop_timeout", 10))  # the SDK's containers.create does not take it
     try:
         client = docker.from_env()
         if spec.get("name"):
@@ -72,7 +71,7 @@ def run(spec: dict[str, Any]) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the clean-up below whatever arrives
         try:
-            container.stop(timeout=STOP_TIMEOUT)
+            container.stop(timeout=stop_timeout)
             container.remove(force=True)
         except DockerException as exc:
             _say(f"could not remove container {container.short_id}: {exc}")

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import requests
 
 from sandbox.images import Image
-from sandbox.runtimes import envs
+from sandbox.runtimes import envs, ts_cds
 from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text
+from sandbox.runtimes.ts_cds import FRONTEND_VMARGS
 
 if TYPE_CHECKING:
     from sandbox.runtimes.forkserver import ForkServers
@@ -33,10 +34,17 @@ MAR_NAME = "model.mar"
 LAUNCHER = Path(__file__).with_name("ts_launch.py")
 WORKER_LAUNCHER = Path(__file__).with_name("ts_worker.py")
 ZYGOTE_SOCKET = "ts-zygote.sock"
+NATIVE_STOP = "-Xrs"
+"""JVM option of native pods: SIGTERM ends the frontend at once. Without it TorchServe's shutdown hook stops Netty
+gracefully, which always waits out Netty's 2 s quiet period: 2 s more for every pod stopped (a failed deploy
+reports its failure after its pod stopped). The workers get the same SIGTERM from the process group as before, and
+nothing of a pod outlives it either way (snapshots are off: ``--ncs``). Containers keep TorchServe's shutdown."""
 
 
-def config_properties(host: str, ports: dict[str, int], model_store: Path, workers: int) -> str:
-    """The ``config.properties`` of the prebuilt image, bound to loopback ports."""
+def config_properties(
+    host: str, ports: dict[str, int], model_store: Path, workers: int, vmargs: str = FRONTEND_VMARGS
+) -> str:
+    """The ``config.properties`` of the prebuilt image, bound to loopback ports, with the JVM options ``vmargs``."""
     return "\n".join(
         [
             f"inference_address=http://{host}:{ports['http']}",
@@ -55,7 +63,7 @@ def config_properties(host: str, ports: dict[str, int], model_store: Path, worke
             "default_response_timeout=120",
             "number_of_gpu=0",
             "enable_metrics_api=false",
-            "vmargs=-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto",
+            f"vmargs={vmargs}",
             "",
         ]
     )
@@ -105,14 +113,15 @@ class ServerFiles:
         return self.seen_as / name
 
     def write(self, python: Path, host: str, ports: dict[str, int], workers: int) -> None:
-        """Lay out the config, an empty model store, the worker logs and the worker launcher."""
+        """Lay out the config, an empty model store, the worker logs and the worker launcher. The JVM maps the
+        frontend's classes from the runtime's CDS archive (:mod:`sandbox.runtimes.ts_cds`, made on first use)."""
         (self.folder / "model-store").mkdir(parents=True, exist_ok=True)
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
         launcher = self.folder / "worker-python"
         launcher.write_text(worker_python_script(str(python), self.path("logs"), self.zygote))
         launcher.chmod(0o755)
         (self.folder / "config.properties").write_text(
-            config_properties(host, ports, self.path("model-store"), workers)
+            config_properties(host, ports, self.path("model-store"), workers, f"{ts_cds.vmargs(python)} {NATIVE_STOP}")
         )
 
     def argv(self, python: Path) -> list[str]:

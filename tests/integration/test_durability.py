@@ -116,16 +116,20 @@ def test_kill_9_of_the_s3_server_loses_nothing(
     _serves(own_sandbox, "durable-ep", tf_model[1])
 
 
-def test_s3_takes_only_the_project_keys(own_sandbox: Sandbox) -> None:
-    good = _s3(own_sandbox)
+def test_s3_takes_only_the_project_keys(sandbox: Sandbox) -> None:
+    """On the session's sandbox (nothing here stops or restarts it): its probe object is removed at the end."""
+    good = _s3(sandbox)
     good.put_object(Bucket="models", Key="keys/probe.txt", Body=b"probe")
-    for access, secret, code in (
-        ("not-the-project-key", own_sandbox.settings.secret_key, "InvalidAccessKeyId"),
-        (own_sandbox.settings.access_key, "not-the-secret", "SignatureDoesNotMatch"),
-    ):
-        with pytest.raises(botocore.exceptions.ClientError) as info:
-            _s3(own_sandbox, access, secret).get_object(Bucket="models", Key="keys/probe.txt")
-        assert info.value.response["Error"]["Code"] == code
-    creds = (own_sandbox.settings.home / "credentials.env").read_text()
-    assert f"AWS_ACCESS_KEY_ID={own_sandbox.settings.access_key}" in creds
-    assert good.get_object(Bucket="models", Key="keys/probe.txt")["Body"].read() == b"probe"
+    try:
+        for access, secret, code in (
+            ("not-the-project-key", sandbox.settings.secret_key, "InvalidAccessKeyId"),
+            (sandbox.settings.access_key, "not-the-secret", "SignatureDoesNotMatch"),
+        ):
+            with pytest.raises(botocore.exceptions.ClientError) as info:
+                _s3(sandbox, access, secret).get_object(Bucket="models", Key="keys/probe.txt")
+            assert info.value.response["Error"]["Code"] == code
+        creds = (sandbox.settings.home / "credentials.env").read_text()
+        assert f"AWS_ACCESS_KEY_ID={sandbox.settings.access_key}" in creds
+        assert good.get_object(Bucket="models", Key="keys/probe.txt")["Body"].read() == b"probe"
+    finally:
+        good.delete_object(Bucket="models", Key="keys/probe.txt")

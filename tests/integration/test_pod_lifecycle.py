@@ -116,6 +116,33 @@ def test_a_killed_pod_is_noticed_taken_out_of_traffic_restarted_and_reaped(
     assert zombies_of(control) == []
 
 
+def ended(process: psutil.Process) -> bool:
+    """Gone and reaped: not even a ``<defunct>`` entry left."""
+    return not process.is_running()  # psutil counts a zombie as running
+
+
+def test_the_tees_keeping_a_torchserve_workers_output_are_reaped_by_the_pod_when_the_worker_ends(
+    sandbox: Sandbox, torch_model: tuple[Path, Callable[[Any], Any]]
+) -> None:
+    """Each TorchServe worker (and each run of its metrics collector) writes through two ``tee`` processes that
+    outlive it: the pod's first process adopts and reaps them, not a PID 1 that may never do (``[tee] <defunct>``)."""
+    dm, pod = deploy_one(sandbox, torch_model[0], "tees", "pytorch-cpu.2-4")
+    tees = [p for p in psutil.Process(pod["pid"]).children(recursive=True) if p.name() == "tee"]
+    [worker] = {t.parent() for t in tees}  # the process the frontend knows as its worker: bash became it
+    assert len(tees) == 2 and worker is not None
+    for tee in tees:
+        tee.suspend()  # alive until the test has seen who adopted them
+    try:
+        worker.kill()
+        assert wait_until(lambda: all(t.ppid() != worker.pid for t in tees), timeout=30)
+        assert [t.ppid() for t in tees] == [pod["pid"], pod["pid"]]  # the pod's, not PID 1's
+    finally:
+        for tee in tees:
+            tee.resume()
+    assert wait_until(lambda: all(ended(t) for t in tees), timeout=60), [(t.pid, t.status()) for t in tees]
+    sandbox.delete("DeployedModel", dm)
+
+
 def test_a_pod_that_does_not_answer_gets_the_sandboxs_own_503_and_serves_again_once_resumed(
     pod_sandbox: Sandbox, tf_model: tuple[Path, Callable[[Any], Any]]
 ) -> None:

@@ -41,3 +41,36 @@ def test_the_pod_table_adds_replicas_only_to_the_generation_they_were_started_fo
     assert (tmp_path / "spawning" / "b.json").exists()  # held loose until stopped
     table.retire(taken)
     assert not (tmp_path / "spawning" / "b.json").exists()
+
+
+def test_a_pod_that_died_keeps_its_slot_until_its_restart_fills_it(tmp_path: Path) -> None:
+    table = PodTable(tmp_path)
+    key = ("DeployedModel", "default", "m")
+    first, other = _pod("a"), _pod("b")
+    table.set(key, [first, other], generation=1)
+    assert table.died(key, first)
+    assert not table.died(key, first)  # noticed once
+    assert table.replicas(key) == ([other], {"a"})  # one restarting, not one missing
+    assert (tmp_path / "spawning" / "a.json").exists()  # held loose until stopped
+
+    stranger = _pod("c")
+    assert not table.refill(key, stranger, generation=1)  # no slot of that name
+    restarted = _pod("a")
+    restarted.process.pid += 1
+    assert not table.refill(key, restarted, generation=2)  # the slot belongs to generation 1
+    assert table.refill(key, restarted, generation=1)
+    assert not table.refill(key, restarted, generation=1)  # a second restart finds the slot filled
+    assert table.replicas(key) == ([other, restarted], set())
+    assert not table.died(key, first)  # the old process of a restarted pod is not the replica any more
+
+
+def test_a_rollout_or_a_deletion_abandons_the_restarting_slots(tmp_path: Path) -> None:
+    table = PodTable(tmp_path)
+    key = ("DeployedModel", "default", "m")
+    table.set(key, [_pod("a")], generation=1)
+    table.died(key, table.get(key)[0])
+    table.set(key, [_pod("new")], generation=1)
+    assert table.replicas(key) == (table.get(key), set()) and not table.refill(key, _pod("a"), generation=1)
+    table.died(key, table.get(key)[0])
+    table.pop(key)
+    assert table.replicas(key) == ([], set())

@@ -9,8 +9,13 @@ import yaml
 
 from sandbox.errors import UsageError
 from sandbox.images import IMAGES, resolve
-from sandbox.runtimes.base import PodSpec
-from sandbox.runtimes.container import TFServingContainer, TorchServeContainer, container_name
+from sandbox.runtimes.base import TERMINATION_GRACE, ModelServerPod, PodSpec
+from sandbox.runtimes.container import (
+    ENGINE_STOP_SECONDS,
+    TFServingContainer,
+    TorchServeContainer,
+    container_name,
+)
 from sandbox.runtimes.container_images import MINIO, UPSTREAM, container_image, override_variable
 from sandbox.runtimes.registry import BACKENDS
 from sandbox.settings import Settings
@@ -89,6 +94,17 @@ def test_torch_container_starts_torchserve_as_the_image_does(tmp_path: Path) -> 
     mounts = {v["bind"]: v["mode"] for v in spec["volumes"].values()}
     assert mounts == {"/home/model-server/model-store": "ro", "/home/model-server/config": "ro",
                       "/home/model-server/worker": "ro", "/home/model-server/worker/logs": "rw"}
+
+
+def test_a_container_gets_the_grace_of_every_pod_and_its_standing_process_the_time_to_remove_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "tf").mkdir(), (tmp_path / "torch").mkdir()
+    for pod in (TFServingContainer(_spec(tmp_path / "tf", "tf2-cpu.2-18")),
+                TorchServeContainer(_spec(tmp_path / "torch", "pytorch-cpu.2-4"))):
+        pod.ports = {"http": 1, "management": 2, "metrics": 3, "grpc": 4, "grpc_management": 5}
+        assert pod.container_spec()["stop_timeout"] == TERMINATION_GRACE  # docker stop: SIGTERM, then SIGKILL
+        assert pod.process_grace == TERMINATION_GRACE + ENGINE_STOP_SECONDS > ModelServerPod.process_grace
 
 
 def test_container_names_stay_within_dockers_limit() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.process import ManagedProcess, ProcessRecord, tail
+from sandbox.process import ManagedProcess, ProcessRecord, stop_group, tail
 
 
 def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
@@ -35,3 +35,27 @@ def test_record_survives_a_round_trip_and_rejects_pid_reuse(tmp_path: Path) -> N
     finally:
         proc.stop()
     assert ProcessRecord.load(tmp_path / "missing.json") is None
+
+
+SLOW_TO_STOP = """
+import signal, sys, time
+def leave(signum, frame):
+    time.sleep(0.5)  # a clean-up that takes longer than its stopper's timeout
+    sys.exit(3)
+signal.signal(signal.SIGTERM, leave)
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_recorded_with_a_grace_gets_at_least_that_long_to_exit(tmp_path: Path) -> None:
+    codes = {}
+    for grace in (0.0, 30.0):
+        log = tmp_path / f"{grace}.log"
+        proc = ManagedProcess.start("t", [sys.executable, "-c", SLOW_TO_STOP], log, grace=grace)
+        deadline = time.monotonic() + 30
+        while "started" not in tail(log) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_group(proc.record, timeout=0.1)
+        codes[grace] = proc.exit_code()
+    assert codes == {0.0: -9, 30.0: 3}  # killed after the stopper's 0.1 s; let finish within its own grace
