@@ -1,7 +1,8 @@
 """Run the control plane: ``python -m sandbox.control --port 8080 --s3-endpoint http://127.0.0.1:9000``.
 
 One process, one port, served by uvicorn (httptools, uvloop; HTTP/1.1 keep-alive): predictions are answered on
-its event loop and the admin API on a thread pool (see :mod:`sandbox.control.server`).
+its event loop, without ASGI when they are plain, and the admin API on a thread pool (see
+:mod:`sandbox.control.server`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uvicorn
 
 from sandbox.control.api import ControlPlaneApp
 from sandbox.control.controller import Controller
-from sandbox.control.server import ControlPlaneServer
+from sandbox.control.server import ControlPlaneProtocol, ControlPlaneServer
 from sandbox.settings import Settings
 
 
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16, help="threads of the admin API")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The format uses none of these, and each prediction logs a line: skip gathering them (the logging HOWTO's
+    # "Optimization" section names these switches).
+    logging._srcfile = None  # type: ignore[attr-defined]  # the caller's file and line (a stack walk)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     settings = Settings()
     settings.ensure_dirs()
     gateway_url = f"http://{settings.host}:{args.port}"
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=ControlPlaneProtocol,  # uvicorn's httptools protocol; predictions skip ASGI
         lifespan="on",
         log_config=None,  # the logging configured above
         access_log=False,  # sandbox.requests logs each request with what matters (deployedModelId, error code)

@@ -3,7 +3,8 @@
 It runs on the control plane's event loop (see :mod:`sandbox.control.server`) and keeps the hot path thin: a
 request body that is already what the pod needs is forwarded as received, the pod's answer gets its
 ``deployedModelId`` spliced in rather than re-encoded, and pods are called over one pool of kept-alive
-connections (aiohttp). Only the rare paths that wait or read files (a pod's log) leave the loop for a thread.
+connections (:mod:`sandbox.control.upstream`). Only the rare paths that wait or read files (a pod's log) leave
+the loop for a thread.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import aiohttp
-from yarl import URL
+from urllib.parse import urlsplit
 
 from sandbox.control.controller import PREDICTION_DOMAIN, Controller
 from sandbox.control.http import error_body
+from sandbox.control.upstream import PodClosedConnection, PodPool
 from sandbox.errors import NotFound, SandboxError, UsageError, model_server_message
 from sandbox.runtimes.base import PodInfo
 from sandbox.runtimes.registry import RUNTIMES
@@ -144,23 +144,11 @@ class PredictionGateway:
         self.controller = controller
         self.limit = controller.settings.max_request_bytes
         self.auth = auth
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[tuple[str, str], URL] = {}
+        self._pool = PodPool()
+        self._addresses: dict[str, tuple[str, int]] = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    def _pods(self) -> aiohttp.ClientSession:
-        """The pool of kept-alive connections to the pods (made on the event loop that uses it)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-                timeout=aiohttp.ClientTimeout(total=self.controller.settings.deploy_timeout),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                auto_decompress=False,
-            )
-        return self._session
+        self._pool.close()
 
     async def predict(
         self, headers: Mapping[str, str], read_body: ReadBody, namespace: str, endpoint: str, raw: bool = False
@@ -193,23 +181,32 @@ class PredictionGateway:
 
     async def _post(self, pod: PodInfo, data: bytes, content_type: str, dm_name: str) -> tuple[int, bytes, str]:
         """(status, body, content type) of the pod's answer; a pod that does not answer is a 503 that says why."""
-        url = self._urls.get((pod.base_url, pod.predict_path))
-        if url is None:
-            if len(self._urls) > 256:  # pods come and go: forget the URLs of old ones now and then
-                self._urls.clear()
-            url = self._urls[(pod.base_url, pod.predict_path)] = URL(pod.base_url + pod.predict_path, encoded=True)
+        host, port = self._address(pod.base_url)
+        timeout = self.controller.settings.deploy_timeout
         for attempt in (1, 2):
             try:
-                async with self._pods().post(url, data=data, headers={"Content-Type": content_type}) as response:
-                    return response.status, await response.read(), response.headers.get("Content-Type", JSON)
-            except aiohttp.ServerDisconnectedError as exc:
+                status, body, answer_type = await self._pool.post(
+                    host, port, pod.predict_path, data, content_type, timeout
+                )
+                return status, body, answer_type or JSON
+            except PodClosedConnection as exc:
                 if attempt == 1:  # a kept-alive connection the pod had closed: once more on a new one
                     continue
                 error: Exception = exc
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except OSError as exc:  # refused, reset, timed out (TimeoutError), not HTTP
                 error = exc
             raise await asyncio.to_thread(self.controller.describe_unreachable, dm_name, pod, error)
         raise AssertionError("unreachable")
+
+    def _address(self, base_url: str) -> tuple[str, int]:
+        """(host, port) of a pod's base URL, remembered: pods come and go, but few at a time."""
+        address = self._addresses.get(base_url)
+        if address is None:
+            if len(self._addresses) > 256:
+                self._addresses.clear()
+            parts = urlsplit(base_url)
+            address = self._addresses[base_url] = (parts.hostname or "127.0.0.1", parts.port or 80)
+        return address
 
     async def _forward(self, pod: PodInfo, payload: bytes, dm_id: str, dm_name: str) -> Reply:
         status, content, _ = await self._post(pod, payload, JSON, dm_name)

@@ -31,7 +31,7 @@ HEAVY = {
     "moto",
     "werkzeug",
     "uvicorn",
-    "aiohttp",
+    "httptools",
     "yaml",
 }
 #: What the preflight checker needs besides the standard library: it reads protobufs without TensorFlow.
