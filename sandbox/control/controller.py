@@ -289,11 +289,12 @@ class Controller:
 
     def _not_serving(self, endpoint: str, keys: list[Key]) -> SandboxError:
         """Endpoint traffic with no ready pod: which DeployedModel, its state, and where its pod's log is."""
-        states, logs = [], []
+        states, logs, missing = [], [], []
         for key in keys:
             dm = self.store.get(key)
             if dm is None:
                 states.append(f"DeployedModel {key[2]} does not exist")
+                missing.append(key)
                 continue
             status = dm.get("status") or {}
             cond = status.get("primaryCondition") or {}
@@ -305,6 +306,11 @@ class Controller:
             ]
         name = keys[0][2] if len(keys) == 1 else "NAME"
         hint = f"`gdc-sandbox get deployedmodel {name} -o yaml` shows its status and lastTermination"
+        if missing and len(missing) == len(keys):  # nothing to look at: the Endpoint names what was deleted
+            hint = (
+                f"`gdc-sandbox deploy` a version to endpoint {endpoint}, or `gdc-sandbox apply` the Endpoint with "
+                "destinations that exist"
+            )
         if logs:
             hint = f"the pod log is {logs[0]}; " + hint
         return SandboxError(

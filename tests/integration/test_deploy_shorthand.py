@@ -118,3 +118,4 @@ def test_overwriting_a_deployed_version_and_deleting_a_routed_model_warn(
     assert "endpoint now answers 503 (endpoint.not-ready)" in err
     status, body = sandbox.predict("over-ep", INSTANCES)
     assert status == 503 and "DeployedModel over-ep-overwritten-1 does not exist" in body["error"]["message"]
+    assert "`gdc-sandbox deploy` a version to endpoint over-ep" in body["error"]["hint"]  # not: get what is gone
