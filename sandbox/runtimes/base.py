@@ -214,18 +214,32 @@ class ModelServerPod:
             self.ports[name] = free_port(self.spec.host)
 
     def start(self, timeout: float) -> PodInfo:
-        """Stage, start and wait; on failure stop the process and re-raise."""
-        if self.spec.pod_dir.exists():
-            shutil.rmtree(self.spec.pod_dir)
-        self.spec.pod_dir.mkdir(parents=True)
-        self.stage()
-        self.process = self.spawn()
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self.info()
+        """Stage, start and wait; on failure stop the process and re-raise.
+
+        The ports a pod is given were free a moment before its server binds them; another process can take one
+        in between (any outgoing connection may be given it). A server that exits saying so is started once more
+        on other ports: that failure is the sandbox's, never the artifact's."""
+        for attempt in (1, 2):
+            if self.spec.pod_dir.exists():
+                shutil.rmtree(self.spec.pod_dir)
+            self.spec.pod_dir.mkdir(parents=True)
+            self.stage()
+            logged = _size(self.spec.log_path)
+            self.process = self.spawn()
+            try:
+                self.wait_ready(timeout)
+            except DeployFailed:
+                gone = self.exited()
+                self.stop()
+                if attempt == 1 and gone and _port_taken(self.spec.log_path, logged):
+                    self._tmp_dir = None
+                    continue
+                raise
+            except BaseException:
+                self.stop()
+                raise
+            return self.info()
+        raise AssertionError("unreachable")
 
     def info(self) -> PodInfo:
         assert self.process is not None
@@ -257,6 +271,27 @@ class ModelServerPod:
 
     def exited(self) -> bool:
         return self.process is not None and not self.process.is_alive()
+
+
+PORT_TAKEN = "Address already in use"
+"""What a model server's log says when a port it was given is taken (Python's OSError, Java's BindException)."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _port_taken(log: Path, since: int) -> bool:
+    """Whether the log, from byte ``since`` on, says that a port was taken."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(since)
+            return PORT_TAKEN.encode() in handle.read(1 << 20)
+    except OSError:
+        return False
 
 
 def process_env(tmp: Path) -> dict[str, str]:
