@@ -231,7 +231,7 @@ class ModelServerPod:
             except DeployFailed:
                 gone = self.exited()
                 self.stop()
-                if attempt == 1 and gone and _port_taken(self.spec.log_path, logged):
+                if attempt == 1 and gone and port_taken(self.spec.log_path, logged):
                     self._tmp_dir = None
                     continue
                 raise
@@ -284,7 +284,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _port_taken(log: Path, since: int) -> bool:
+def port_taken(log: Path, since: int) -> bool:
     """Whether the log, from byte ``since`` on, says that a port was taken."""
     try:
         with open(log, "rb") as handle:

@@ -73,3 +73,39 @@ def test_a_pod_whose_port_was_taken_starts_again_on_other_ports_and_serves(
         assert PORT_TAKEN in spec.log_path.read_text(errors="replace")  # the first try said why it ended
     finally:
         pod.stop()
+
+
+def test_a_pod_adopting_an_idle_torchserve_that_lost_its_port_starts_cold_and_serves(
+    taken_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.process import free_port
+    from sandbox.runtimes import ts_warm
+    from sandbox.runtimes.forkserver import ForkServers
+
+    handed_out: list[int] = []
+
+    def unlucky_free_port(host: str = "127.0.0.1") -> int:
+        handed_out.append(taken_port if not handed_out else free_port(host))
+        return handed_out[-1]
+
+    monkeypatch.setattr(ts_warm, "free_port", unlucky_free_port)  # the idle server's first port is taken
+    (tmp_path / "src").mkdir()
+    folder = artifacts.torchscript_linear(tmp_path / "art", tmp_path / "src")
+    forkservers = ForkServers(tmp_path / "forkservers", run_dir=tmp_path / "warm")
+    spec = PodSpec(
+        name="adopter",
+        image=resolve("pytorch-cpu.2-4"),
+        artifact_dir=folder,
+        pod_dir=tmp_path / "pods" / "adopter",
+        log_path=tmp_path / "logs" / "adopter.log",
+        forkservers=forkservers,
+    )
+    pod = TorchServePod(spec)
+    try:
+        assert TorchServePod.warm_up(forkservers, resolve("pytorch-cpu.2-4"))
+        info = pod.start(timeout=120)  # adopts the idle server (still starting), which then exits: cold start
+        assert handed_out[0] == taken_port and info.ports["http"] != taken_port and not pod.exited()
+        assert PORT_TAKEN in spec.log_path.read_text(errors="replace")
+    finally:
+        pod.stop()
+        forkservers.close()
