@@ -36,3 +36,5 @@ def s3_process(workdir: Path) -> Iterator[Callable[..., S3Process]]:
     yield start
     for proc in started:
         proc.stop()
+        # pytest shows a test's captured output only when it fails: then the server's own account is there
+        print(f"--- {proc.log_path.name} (last lines) ---\n{proc.log_tail(60)}")
