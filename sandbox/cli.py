@@ -566,6 +566,9 @@ def _status_parser(sub: Any) -> None:
     ).set_defaults(func=cmd_status)
 
 
+NAMESPACE_HELP = "project (namespace; default: default)"
+
+
 def _upload_parser(sub: Any) -> None:
     p = sub.add_parser("upload", help="upload a model folder or file to s3://BUCKET/MODEL_ID/MODEL_VERSION_ID/")
     p.add_argument("source", help="the model version folder (or one file) on this machine")
@@ -620,7 +623,7 @@ def _predict_parser(sub: Any) -> None:
     p.add_argument("--endpoint", dest="endpoint_option", metavar="ENDPOINT", help=argparse.SUPPRESS)
     p.add_argument("--instances", help="JSON list of instances")
     p.add_argument("--file", help="a request body file")
-    p.add_argument("--project", help="project (namespace; default: default)")
+    p.add_argument("--project", help=NAMESPACE_HELP)
     p.add_argument("--raw", action="store_true", help="rawPredict: pass the body through unchanged")
     p.add_argument("--token", help="bearer token, when prediction authorization is on (see `iam --help`)")
     p.add_argument(
@@ -673,7 +676,7 @@ def _scenario_parser(sub: Any) -> None:
 def _apply_parser(sub: Any) -> None:
     p = sub.add_parser("apply", help="apply ResourcePool/DeployedModel/Endpoint manifests")
     p.add_argument("-f", "--filename", required=True, action="append", help="a YAML file or folder; repeat for several")
-    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
+    p.add_argument("-n", "--namespace", help=NAMESPACE_HELP)
     p.add_argument("--wait", action="store_true", help="block until DeployedModels are ready")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits (default 180)")
     p.set_defaults(func=cmd_apply)
@@ -681,10 +684,7 @@ def _apply_parser(sub: Any) -> None:
 
 def _get_parser(sub: Any) -> None:
     p = sub.add_parser("get", help="show resources, kubectl-shaped: get KIND [NAME] | TYPE/NAME | -f FILE")
-    p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint (or TYPE/NAME)")
-    p.add_argument("name", nargs="?")
-    p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
-    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
+    _target_arguments(p)
     p.add_argument("-o", "--output", help="json | yaml | name | wide | jsonpath=TEMPLATE (kubectl's syntax)")
     p.set_defaults(func=cmd_get)
 
@@ -694,10 +694,7 @@ def _wait_parser(sub: Any) -> None:
         "wait",
         help="wait for a condition: TYPE/NAME --for=condition=Ready | --for=jsonpath='{EXPR}'=VALUE | --for=delete",
     )
-    p.add_argument("kind", nargs="?", help="TYPE/NAME, or TYPE then NAME")
-    p.add_argument("name", nargs="?")
-    p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
-    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
+    _target_arguments(p)
     p.add_argument(
         "--for", dest="for_", required=True, metavar="CONDITION", help="condition=Ready | jsonpath='{EXPR}'=V | delete"
     )
@@ -707,11 +704,17 @@ def _wait_parser(sub: Any) -> None:
 
 def _delete_parser(sub: Any) -> None:
     p = sub.add_parser("delete", help="delete resources: TYPE/NAME | TYPE NAME | -f FILE")
-    p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint, or TYPE/NAME")
+    _target_arguments(p)
+    p.set_defaults(func=cmd_delete)
+
+
+def _target_arguments(p: Any) -> None:
+    """kubectl's three ways of naming resources (``KIND [NAME]``, ``TYPE/NAME``, ``-f FILE``), read by
+    :func:`_targets`, and the project they are in."""
+    p.add_argument("kind", nargs="?", help="resourcepool | deployedmodel | endpoint (or TYPE/NAME)")
     p.add_argument("name", nargs="?")
     p.add_argument("-f", "--filename", action="append", help="the resources named in these manifests")
-    p.add_argument("-n", "--namespace", help="project (namespace; default: default)")
-    p.set_defaults(func=cmd_delete)
+    p.add_argument("-n", "--namespace", help=NAMESPACE_HELP)
 
 
 def _iam_parser(sub: Any) -> None:
@@ -731,7 +734,7 @@ def _iam_parser(sub: Any) -> None:
         "(or the header Authorization: Bearer TOKEN).",
     )
     p.add_argument("action", choices=("grant", "revoke", "list", "token"))
-    p.add_argument("--project", help="project (namespace; default: default)")
+    p.add_argument("--project", help=NAMESPACE_HELP)
     p.add_argument("--identity", help=f"grant/revoke/token default: {SERVING_IDENTITY}; list: any")
     p.add_argument("--role", help="one of: " + ", ".join(ROLES))
     p.add_argument("--bucket", help="the bucket of a bucket role (it must exist: see `mb`)")
