@@ -229,10 +229,7 @@ class ModelServerPod:
             try:
                 self.wait_ready(timeout)
             except DeployFailed:
-                gone = self.exited()
-                self.stop()
-                if attempt == 1 and gone and port_taken(self.spec.log_path, logged):
-                    self._tmp_dir = None
+                if self.stop_failed(logged) and attempt == 1:
                     continue
                 raise
             except BaseException:
@@ -259,6 +256,16 @@ class ModelServerPod:
             self.process.stop()
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+    def stop_failed(self, logged: int) -> bool:
+        """Stop a server that failed to become ready; True (and ready to start afresh) if it had exited because
+        a port it was given was taken, as its log says after byte ``logged``."""
+        gone = self.exited()
+        self.stop()
+        if gone and port_taken(self.spec.log_path, logged):
+            self.process, self._tmp_dir = None, None
+            return True
+        return False
 
     def failed(self, message: str, reason: str = "ModelLoadFailed") -> DeployFailed:
         """A DeployFailed carrying the model server's exception lines and log tail."""

@@ -23,7 +23,7 @@ import requests
 from sandbox.errors import DeployFailed
 from sandbox.images import Image
 from sandbox.runtimes import envs, ts_cds
-from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text, port_taken
+from sandbox.runtimes.base import ModelServerPod, PodInfo, json_or_text
 from sandbox.runtimes.ts_cds import FRONTEND_VMARGS
 
 if TYPE_CHECKING:
@@ -213,10 +213,7 @@ class TorchServePod(ModelServerPod):
             shutil.copytree(self.spec.artifact_dir, self.model_store, dirs_exist_ok=True)
             self.wait_ready(timeout)
         except DeployFailed:
-            gone = self.exited()
-            self.stop()
-            if gone and port_taken(self.spec.log_path, 0):  # the idle server lost a port it had picked: start cold
-                self.process, self._tmp_dir = None, None
+            if self.stop_failed(0):  # the idle server lost a port it had picked: start cold
                 return None
             raise
         except BaseException:
